@@ -141,6 +141,10 @@ type Result struct {
 	Remaining  uint64        // hits left in the current period after this request
 	ResetAfter time.Duration // until the counter is back to full capacity (fixed window: the window end)
 	RetryAfter time.Duration // when Over: until the same request could succeed; 0 when it never can
+	// Unknown is set on checks that were not read because the request was
+	// denied from a store's local over-limit cache: Remaining and ResetAfter
+	// mean nothing then, and responses leave them out.
+	Unknown bool
 }
 
 // Store applies the checks of one request in one atomic step: every check is
