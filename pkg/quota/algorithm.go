@@ -85,14 +85,24 @@ func (o Op) slidingPrev(prev int64) int64 {
 // interval is the token bucket's emission interval in µs, as a double.
 func (o Op) interval() float64 { return float64(o.Length) / float64(o.Limit) }
 
+// cost is what h hits add to the token bucket's TAT: whole µs, rounded down,
+// as the Lua script computes it: math.floor(h * (length / limit)). Over and
+// Charge use the same integer so that N single hits at one instant cost at
+// most N*interval <= Length and a burst of N is always admitted; rounding to
+// nearest instead lets the rounding pile up and cut the burst short (7 per
+// minute admitted only 6). Rounding down over-admits by under 1µs per hit,
+// and Validate keeps the interval at 1µs or more so that a hit never costs 0.
+// One multiplication and no addition, so no platform may fuse it into an FMA
+// and differ from the script.
+func (o Op) cost(h int64) int64 { return int64(math.Floor(float64(h) * o.interval())) }
+
 // Over reports whether the op's test hits do not fit in state s.
 func (o Op) Over(s State) bool {
 	switch o.Alg {
 	case SlidingWindow:
 		return o.slidingPrev(s.B)+s.A+o.test() > o.Limit
 	case TokenBucket:
-		base := max(s.A, o.Now)
-		return float64(base-o.Now)+float64(o.test())*o.interval() > float64(o.Length)
+		return max(s.A, o.Now)-o.Now+o.cost(o.test()) > o.Length
 	default:
 		return s.A+o.test() > o.Limit
 	}
@@ -102,8 +112,7 @@ func (o Op) Over(s State) bool {
 func (o Op) Charge(s State) State {
 	switch o.Alg {
 	case TokenBucket:
-		base := max(s.A, o.Now)
-		return State{A: base + int64(math.Floor(float64(o.Hits)*o.interval()+0.5))}
+		return State{A: max(s.A, o.Now) + o.cost(o.Hits)}
 	default:
 		return State{A: s.A + o.Hits, B: s.B}
 	}
@@ -138,15 +147,14 @@ func (o Op) Result(before State, charged bool) Result {
 			r.RetryAfter = o.slidingRetry(before)
 		}
 	case TokenBucket:
-		t := o.interval()
+		// Remaining counts the single hits that Over would admit now.
 		backlog := max(after.A-o.Now, 0)
-		left := math.Floor((float64(o.Length) - float64(backlog)) / t)
-		r.Remaining = uint64(min(max(left, 0), float64(o.Limit)))
+		if room := o.Length - backlog; room > 0 {
+			r.Remaining = uint64(min(room/max(o.cost(1), 1), o.Limit))
+		}
 		r.ResetAfter = us(backlog)
 		if r.Over && o.test() <= o.Limit {
-			base := max(before.A, o.Now)
-			wait := float64(base-o.Now) + float64(o.test())*t - float64(o.Length)
-			r.RetryAfter = us(int64(math.Ceil(wait)))
+			r.RetryAfter = us(max(before.A, o.Now) - o.Now + o.cost(o.test()) - o.Length)
 		}
 	default:
 		r.Remaining = remaining(o.Limit, after.A)

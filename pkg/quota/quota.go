@@ -72,6 +72,11 @@ func (l Limit) Validate() error {
 		return fmt.Errorf("period %s is shorter than 1ms", l.Period)
 	case !l.Monthly && l.Period > 366*24*time.Hour:
 		return fmt.Errorf("period %s is longer than a year", l.Period)
+	case l.Algorithm == TokenBucket && l.Requests > uint64(l.Period.Microseconds()):
+		// The TAT is kept in whole µs: a shorter interval would cost 0.
+		return fmt.Errorf("token bucket of %d per %s is more than one request per microsecond", l.Requests, l.Period)
+	case l.Algorithm > TokenBucket:
+		return fmt.Errorf("unknown %s", l.Algorithm)
 	}
 	return nil
 }
@@ -82,6 +87,10 @@ func (l Limit) ID() string {
 	prefix := [...]string{"f", "s", "t"}[l.Algorithm%3]
 	if l.Monthly {
 		return prefix + "M" + l.loc().String()
+	}
+	if l.Period%time.Millisecond != 0 {
+		// Milliseconds alone would give 1.5ms and 1ms one counter.
+		return prefix + strconv.FormatInt(l.Period.Microseconds(), 10) + "us"
 	}
 	return prefix + strconv.FormatInt(l.Period.Milliseconds(), 10)
 }
