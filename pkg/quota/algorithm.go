@@ -188,7 +188,9 @@ func (o Op) slidingRetry(s State) time.Duration {
 		e = o.Length - int64(math.Floor(float64(room+1)*float64(o.Length)/float64(s.A)))
 	}
 	next.Now = next.Start + max(e, 0)
-	return next.nudge(State{A: 0, B: s.A}, next.Now-next.Start) + us(next.Start-o.Now)
+	// nudge measures from next.Now, so add the whole way there, not just to
+	// the next window's start.
+	return next.nudge(State{A: 0, B: s.A}, next.Now-next.Start) + us(next.Now-o.Now)
 }
 
 // nudge moves elapsed forward until the op fits, to absorb floating-point
