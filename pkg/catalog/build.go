@@ -242,7 +242,9 @@ func (b *builder) policy(d *Document) {
 
 	var burst *quota.Limit
 	if spec.Burst != nil {
-		l := quota.Limit{Requests: spec.Burst.Requests, Algorithm: quota.TokenBucket}
+		// A burst counts in a fixed window, the default algorithm, as
+		// pkg/rules counts it.
+		l := quota.Limit{Requests: spec.Burst.Requests, Algorithm: quota.FixedWindow}
 		switch per, err := time.ParseDuration(spec.Burst.Per); {
 		case spec.Burst.Per == "":
 			b.add(d, "spec.burst.per", errRequired)
@@ -275,6 +277,9 @@ func (b *builder) policy(d *Document) {
 			ok = false
 		case cg.Description == DefaultGroup:
 			b.addf(d, field+".description", "%q is reserved for the default limits", DefaultGroup)
+			ok = false
+		case strings.Contains(cg.Description, "|"):
+			b.addf(d, field+".description", "%q contains '|', which separates the parts of a counter key", cg.Description)
 			ok = false
 		default:
 			if j, dup := descs[cg.Description]; dup {

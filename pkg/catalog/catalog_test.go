@@ -45,8 +45,8 @@ func TestReferenceCatalogCompilesPolicies(t *testing.T) {
 		groups     []string
 		groupLimit map[string][]string // LimitsFor, burst included
 	}{
-		{name: "gold", scope: ScopeSubscription, limits: []string{"5000/1m0s sliding-window"}, burst: "50/1s token-bucket", stop: true,
-			groupLimit: map[string][]string{"default": {"5000/1m0s sliding-window", "50/1s token-bucket"}}},
+		{name: "gold", scope: ScopeSubscription, limits: []string{"5000/1m0s sliding-window"}, burst: "50/1s fixed-window", stop: true,
+			groupLimit: map[string][]string{"default": {"5000/1m0s sliding-window", "50/1s fixed-window"}}},
 		{name: "bronze-monthly", scope: ScopeSubscription, limits: []string{"100000/month(Europe/London) fixed-window"}, stop: true},
 		{name: "app-50-per-second", scope: ScopeApplication, limits: []string{"50/1s token-bucket"}, stop: true},
 		{name: "petstore-api", scope: ScopeAPI, limits: []string{"10000/1m0s fixed-window"}, stop: true,

@@ -327,7 +327,7 @@ type CompiledPolicy struct {
 	// Limits apply when no condition group matches.
 	Limits []quota.Limit
 	// Burst is spike control counted beside every limit set (default and
-	// groups); nil when the policy has none. It is a token bucket.
+	// groups), in a fixed window; nil when the policy has none.
 	Burst *quota.Limit
 	// StopOnQuotaReach false counts and reports but never denies.
 	StopOnQuotaReach bool
