@@ -249,7 +249,9 @@ func (s *Set) resolvePolicies(domain string, descs []*rlv3.RateLimitDescriptor, 
 // resolvePolicy reads the entries in any order. A descriptor with an entry
 // it does not know, an entry twice, an empty value or a missing entry is
 // BadDescriptor: authz and the EnvoyFilter never build one, so it means a
-// misconfigured route.
+// misconfigured route. The group entry is optional and, although authz sends
+// it at the api and resource levels only, accepted at every scope: absent
+// means DefaultGroup.
 func (s *Set) resolvePolicy(entries []*rlv3.RateLimitDescriptor_Entry, res *Resolution, batch *ruleBatch, size int) {
 	var scope, counter, policy, group string
 	seen := 0
