@@ -36,9 +36,9 @@ func differential(t *testing.T, f *fixture, seed uint64) {
 	limits := randomLimits(rng, london)
 	keys := []string{"a", "b", "c"}
 	ref := newReference()
-	now := windowStart(time.Hour)
+	clock := streamClock{offset: time.Until(windowStart(time.Hour))}
 	for step := range differentialSteps {
-		now = now.Add(randomStep(rng))
+		now := clock.next(rng, limits[rng.IntN(len(limits))])
 		checks := make([]quota.Check, 1+rng.IntN(4))
 		for i := range checks {
 			checks[i] = f.check(keys[rng.IntN(len(keys))], limits[rng.IntN(len(limits))], randomHits(rng))
@@ -85,20 +85,62 @@ func randomLimits(rng *rand.Rand, loc *time.Location) []quota.Limit {
 	return limits
 }
 
-// randomStep mostly keeps time still or moves it within a window, and now
-// and then jumps past windows and months.
-func randomStep(rng *rand.Rand) time.Duration {
+// streamClock gives the random stream its instants: the real clock plus an
+// offset that only grows, so that between any two requests the stream's
+// time advances at least as much as real time does. A store that expires
+// keys on its own clock after ExpireAt-Now (Redis PX) then never drops a
+// key the stream still needs, however slowly the requests go. The price is
+// that no two requests of the stream share an instant; the fixed cases
+// cover that.
+type streamClock struct {
+	offset time.Duration
+	last   time.Time
+}
+
+func (c *streamClock) next(rng *rand.Rand, l quota.Limit) time.Time {
+	floor := time.Now().Round(0).Add(c.offset)
+	if floor.Before(c.last) {
+		floor = c.last // the wall clock stepped back
+	}
+	at := randomInstant(rng, floor, l)
+	c.offset += at.Sub(floor)
+	c.last = at
+	return at
+}
+
+// randomInstant mostly keeps time still or moves it within a window, often
+// lands within a few microseconds of l's next window boundary (where an
+// early or late expiry would show), and now and then jumps past windows
+// and months.
+func randomInstant(rng *rand.Rand, now time.Time, l quota.Limit) time.Time {
 	switch n := rng.IntN(100); {
-	case n < 35:
-		return 0
-	case n < 45:
-		return time.Duration(1+rng.IntN(3)) * time.Microsecond
+	case n < 30:
+		return now
+	case n < 40:
+		return now.Add(time.Duration(1+rng.IntN(3)) * time.Microsecond)
+	case n < 55:
+		end := now.Add(l.Window(now))
+		if !l.Monthly {
+			p := l.Period.Microseconds()
+			end = time.UnixMicro((now.UnixMicro()/p + 1) * p)
+		} else {
+			loc := l.Location
+			if loc == nil {
+				loc = time.UTC
+			}
+			t := now.In(loc)
+			end = time.Date(t.Year(), t.Month()+1, 1, 0, 0, 0, 0, loc)
+		}
+		if at := end.Add(time.Duration(rng.IntN(5)-2) * time.Microsecond); at.After(now) {
+			return at
+		}
+		return now
 	case n < 80:
-		return time.Duration(rng.Int64N(int64(2 * time.Second)))
+		return now.Add(time.Duration(rng.Int64N(int64(2 * time.Second))))
 	case n < 99:
-		return time.Duration(rng.Int64N(int64(2 * time.Minute)))
+		return now.Add(time.Duration(rng.Int64N(int64(2 * time.Minute))))
 	default:
-		return time.Duration(rng.Int64N(int64(40 * 24 * time.Hour)))
+		return now.Add(time.Duration(rng.Int64N(int64(40 * 24 * time.Hour))))
 	}
 }
 

@@ -20,10 +20,13 @@ import (
 // time (a shared Redis), because every subtest counts on keys with a fresh
 // random prefix.
 //
-// Every instant the suite passes is at or after time.Now(), and no later
-// than about a year ahead, so a store may derive expiry from the op's Now or
-// set absolute expiry times against a real clock. The suite never sleeps:
-// time advances only through the now argument.
+// Every instant the suite passes is at or after time.Now() (the random
+// streams run a few years ahead), so a store may set expiry as an absolute
+// time or as ExpireAt-Now on its own clock: the fixed cases leave seconds
+// of margin, and the random streams never let their time run slower than
+// the real clock. Expiry must be invisible: the reference never expires
+// anything. The suite never sleeps; time advances only through the now
+// argument.
 //
 // A Result with Unknown set (a store's local over-limit cache answered) is
 // compared on Over and Limit only.
@@ -238,10 +241,11 @@ func testMonthly(t *testing.T, f *fixture) {
 	start := time.Date(local.Year(), local.Month()+1, 1, 0, 0, 0, 0, london)
 	end := start.AddDate(0, 1, 0)
 	c := []quota.Check{f.check("a", l, 1)}
-	before := start.Add(-time.Second)
-	f.expect(before, c, ok(2, 1, time.Second))
-	f.expect(before, c, ok(2, 0, time.Second))
-	f.expect(before, c, over(2, 0, time.Second, time.Second))
+	before := start.Add(-time.Minute)
+	f.expect(before, c, ok(2, 1, time.Minute))
+	f.expect(before, c, ok(2, 0, time.Minute))
+	f.expect(before, c, over(2, 0, time.Minute, time.Minute))
+	f.expect(start.Add(-time.Microsecond), c, over(2, 0, time.Microsecond, time.Microsecond))
 	// Local midnight on the 1st opens a new month whatever the UTC offset.
 	f.expect(start, c, ok(2, 1, end.Sub(start)))
 	mid := start.Add(15 * 24 * time.Hour)
@@ -371,15 +375,16 @@ func testOverride(t *testing.T, f *fixture) {
 
 func testBurstAndQuota(t *testing.T, f *fixture) {
 	t0 := windowStart(time.Hour)
-	burst := f.check("a", fixed(2, time.Second), 1)
+	burst := f.check("a", fixed(2, 10*time.Second), 1)
 	quotaCheck := f.check("a", fixed(3, time.Hour), 1)
 	both := []quota.Check{burst, quotaCheck}
-	f.expect(t0, both, ok(2, 1, time.Second), ok(3, 2, time.Hour))
-	f.expect(t0, both, ok(2, 0, time.Second), ok(3, 1, time.Hour))
-	f.expect(t0, both, over(2, 0, time.Second, time.Second), ok(3, 1, time.Hour))
-	t1 := t0.Add(time.Second)
-	f.expect(t1, both, ok(2, 1, time.Second), ok(3, 0, time.Hour-time.Second))
-	f.expect(t1, both, ok(2, 1, time.Second), over(3, 0, time.Hour-time.Second, time.Hour-time.Second))
+	ten := 10 * time.Second
+	f.expect(t0, both, ok(2, 1, ten), ok(3, 2, time.Hour))
+	f.expect(t0, both, ok(2, 0, ten), ok(3, 1, time.Hour))
+	f.expect(t0, both, over(2, 0, ten, ten), ok(3, 1, time.Hour))
+	t1 := t0.Add(ten)
+	f.expect(t1, both, ok(2, 1, ten), ok(3, 0, time.Hour-ten))
+	f.expect(t1, both, ok(2, 1, ten), over(3, 0, time.Hour-ten, time.Hour-ten))
 }
 
 func testEmpty(t *testing.T, f *fixture) {
