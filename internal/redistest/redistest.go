@@ -1,0 +1,324 @@
+package redistest
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// readyTimeout bounds how long a server may take to answer PING after it is
+// started; a loaded CI machine running tests with -race needs seconds.
+const readyTimeout = 15 * time.Second
+
+// Server is one redis-server process owned by a test. Its port stays the
+// same across Kill and Restart, so clients built once reconnect to it.
+type Server struct {
+	tb   testing.TB
+	dir  string
+	port int
+	args []string // beyond the fixed ones: cluster settings
+
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan struct{} // closed when cmd has been waited for
+}
+
+// Start runs a standalone redis-server on a free loopback port and returns
+// once it answers PING. It fails the test if redis-server is not installed
+// or does not come up.
+func Start(tb testing.TB) *Server {
+	tb.Helper()
+	return start(tb, nil)
+}
+
+func start(tb testing.TB, extra func(dir string) []string) *Server {
+	tb.Helper()
+	bin := lookBinary(tb, "redis-server")
+	dir := tb.TempDir()
+	var lastErr error
+	// A free port found by listening on :0 can be taken by another process
+	// before redis-server binds it; try a few ports before giving up.
+	for attempt := 0; attempt < 5; attempt++ {
+		ports, err := freePorts(2)
+		if err != nil {
+			tb.Fatalf("redistest: find a free port: %v", err)
+		}
+		s := &Server{tb: tb, dir: dir, port: ports[0]}
+		if extra != nil {
+			s.args = append(extra(dir), "--cluster-port", strconv.Itoa(ports[1]))
+		}
+		if lastErr = s.launch(bin); lastErr == nil {
+			tb.Cleanup(s.cleanup)
+			return s
+		}
+	}
+	tb.Fatalf("redistest: start redis-server: %v", lastErr)
+	return nil
+}
+
+// Addr is host:port for clients.
+func (s *Server) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
+
+// Port is the server's TCP port, the same after Restart.
+func (s *Server) Port() int { return s.port }
+
+// Client returns a go-redis client for the server, closed when the test
+// ends.
+func (s *Server) Client(tb testing.TB) *redis.Client {
+	tb.Helper()
+	c := redis.NewClient(&redis.Options{Addr: s.Addr()})
+	tb.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// Kill ends the server with SIGKILL, as a crash or an OOM kill would: no
+// shutdown, connections reset. It returns once the process has exited, so
+// the port is free.
+func (s *Server) Kill() {
+	s.tb.Helper()
+	s.signalAndWait(syscall.SIGKILL, readyTimeout)
+}
+
+// Stop ends the server with SIGTERM, as an orderly shutdown would, and
+// returns once it has exited (SIGKILL after a deadline).
+func (s *Server) Stop() {
+	s.tb.Helper()
+	if !s.signalAndWait(syscall.SIGTERM, readyTimeout) {
+		s.Kill()
+	}
+}
+
+// Pause freezes the server with SIGSTOP: connections stay open but nothing
+// answers, as with a network black hole or a long GC-like stall. Resume
+// undoes it; cleanup resumes a paused server before stopping it.
+func (s *Server) Pause() {
+	s.tb.Helper()
+	s.signal(syscall.SIGSTOP)
+}
+
+// Resume continues a paused server.
+func (s *Server) Resume() {
+	s.tb.Helper()
+	s.signal(syscall.SIGCONT)
+}
+
+// Restart starts the server again on the same port with an empty dataset
+// (there is no persistence) and an empty script cache, killing it first if
+// it is still running. A cluster node keeps its nodes.conf and so rejoins
+// its cluster with the same identity.
+func (s *Server) Restart() {
+	s.tb.Helper()
+	if s.running() {
+		s.Kill()
+	}
+	if err := s.launch(lookBinary(s.tb, "redis-server")); err != nil {
+		s.tb.Fatalf("redistest: restart redis-server on port %d: %v", s.port, err)
+	}
+}
+
+func (s *Server) running() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return false
+	}
+	select {
+	case <-s.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+func (s *Server) signal(sig syscall.Signal) {
+	s.tb.Helper()
+	s.mu.Lock()
+	cmd := s.cmd
+	s.mu.Unlock()
+	if cmd == nil {
+		s.tb.Fatalf("redistest: signal %v: server on port %d was never started", sig, s.port)
+	}
+	if err := cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		s.tb.Fatalf("redistest: signal %v to redis-server on port %d: %v", sig, s.port, err)
+	}
+}
+
+// signalAndWait reports whether the process exited within d.
+func (s *Server) signalAndWait(sig syscall.Signal, d time.Duration) bool {
+	s.mu.Lock()
+	cmd, exited := s.cmd, s.exited
+	s.mu.Unlock()
+	if cmd == nil {
+		return true
+	}
+	_ = cmd.Process.Signal(sig)
+	if sig != syscall.SIGKILL {
+		// A paused process would not act on SIGTERM.
+		_ = cmd.Process.Signal(syscall.SIGCONT)
+	}
+	select {
+	case <-exited:
+		return true
+	case <-time.After(d):
+		return false
+	}
+}
+
+func (s *Server) cleanup() {
+	if s.running() {
+		s.signalAndWait(syscall.SIGKILL, readyTimeout)
+	}
+}
+
+// launch starts the process and waits until it answers PING, the process
+// exits, or readyTimeout passes.
+func (s *Server) launch(bin string) error {
+	args := []string{
+		"--port", strconv.Itoa(s.port),
+		"--bind", "127.0.0.1",
+		"--dir", s.dir,
+		"--save", "",
+		"--appendonly", "no",
+		"--daemonize", "no",
+		"--logfile", filepath.Join(s.dir, "redis.log"),
+	}
+	args = append(args, s.args...)
+	cmd := exec.Command(bin, args...)
+	cmd.SysProcAttr = sysProcAttr()
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("exec %s: %w", bin, err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	s.mu.Lock()
+	s.cmd, s.exited = cmd, exited
+	s.mu.Unlock()
+
+	deadline := time.Now().Add(readyTimeout)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		reply, err := do(s.Addr(), "PING")
+		if err == nil && reply == "PONG" {
+			return nil
+		}
+		select {
+		case <-exited:
+			return fmt.Errorf("redis-server on port %d exited before answering PING; log:\n%s", s.port, s.logTail())
+		case <-tick.C:
+		}
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			<-exited
+			return fmt.Errorf("redis-server on port %d did not answer PING within %s (last: %q, %v); log:\n%s",
+				s.port, readyTimeout, reply, err, s.logTail())
+		}
+	}
+}
+
+func (s *Server) logTail() string {
+	b, err := os.ReadFile(filepath.Join(s.dir, "redis.log"))
+	if err != nil {
+		return "(no log: " + err.Error() + ")"
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) > 20 {
+		lines = lines[len(lines)-20:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func lookBinary(tb testing.TB, name string) string {
+	tb.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		tb.Fatalf("redistest: %s not found in PATH (%v): these tests need a real Redis 7; install it (Debian/Ubuntu: apt-get install redis-server redis-tools)", name, err)
+	}
+	return p
+}
+
+// freePorts returns n distinct loopback ports that were free a moment ago.
+func freePorts(n int) ([]int, error) {
+	ls := make([]net.Listener, 0, n)
+	defer func() {
+		for _, l := range ls {
+			_ = l.Close()
+		}
+	}()
+	ports := make([]int, 0, n)
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+// do sends one command over a fresh connection and returns a simple,
+// integer or bulk reply as a string, or an error reply as an error. The
+// harness uses it instead of a client so that readiness checks share no
+// pool or retry logic with the code under test.
+func do(addr string, args ...string) (string, error) {
+	conn, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	if err := conn.SetDeadline(time.Now().Add(2 * time.Second)); err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "*%d\r\n", len(args))
+	for _, a := range args {
+		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
+	}
+	if _, err := conn.Write([]byte(b.String())); err != nil {
+		return "", err
+	}
+	r := bufio.NewReader(conn)
+	line, err := r.ReadString('\n')
+	if err != nil {
+		return "", err
+	}
+	line = strings.TrimSuffix(line, "\r\n")
+	if line == "" {
+		return "", errors.New("empty reply")
+	}
+	switch line[0] {
+	case '+', ':':
+		return line[1:], nil
+	case '-':
+		return "", errors.New(line[1:])
+	case '$':
+		n, err := strconv.Atoi(line[1:])
+		if err != nil || n < 0 {
+			return "", fmt.Errorf("bad bulk length %q", line)
+		}
+		buf := make([]byte, n+2)
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return "", err
+		}
+		return string(buf[:n]), nil
+	default:
+		return "", fmt.Errorf("unexpected reply %q", line)
+	}
+}

@@ -1,0 +1,22 @@
+package redisstore
+
+import (
+	"testing"
+
+	"github.com/portcullis-dev/portcullis/internal/redistest"
+	"github.com/portcullis-dev/portcullis/pkg/quota"
+	"github.com/portcullis-dev/portcullis/pkg/quota/quotatest"
+)
+
+// The suite gives every subtest fresh keys, so one server and one store
+// serve them all.
+
+func TestConformsOnStandaloneRedis(t *testing.T) {
+	s := newStore(t, redistest.Start(t).Client(t), Options{})
+	quotatest.Run(t, func(*testing.T) quota.Store { return s })
+}
+
+func TestConformsOnCluster(t *testing.T) {
+	s := newStore(t, redistest.StartCluster(t, 3).Client(t), Options{})
+	quotatest.Run(t, func(*testing.T) quota.Store { return s })
+}
