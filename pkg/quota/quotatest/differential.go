@@ -119,19 +119,7 @@ func randomInstant(rng *rand.Rand, now time.Time, l quota.Limit) time.Time {
 	case n < 40:
 		return now.Add(time.Duration(1+rng.IntN(3)) * time.Microsecond)
 	case n < 55:
-		end := now.Add(l.Window(now))
-		if !l.Monthly {
-			p := l.Period.Microseconds()
-			end = time.UnixMicro((now.UnixMicro()/p + 1) * p)
-		} else {
-			loc := l.Location
-			if loc == nil {
-				loc = time.UTC
-			}
-			t := now.In(loc)
-			end = time.Date(t.Year(), t.Month()+1, 1, 0, 0, 0, 0, loc)
-		}
-		if at := end.Add(time.Duration(rng.IntN(5)-2) * time.Microsecond); at.After(now) {
+		if at := windowEnd(now, l).Add(time.Duration(rng.IntN(5)-2) * time.Microsecond); at.After(now) {
 			return at
 		}
 		return now
@@ -142,6 +130,22 @@ func randomInstant(rng *rand.Rand, now time.Time, l quota.Limit) time.Time {
 	default:
 		return now.Add(time.Duration(rng.Int64N(int64(40 * 24 * time.Hour))))
 	}
+}
+
+// windowEnd is the next instant after now at which l starts a new window:
+// its own period boundary (for a token bucket, an arbitrary one), or local
+// midnight on the next 1st.
+func windowEnd(now time.Time, l quota.Limit) time.Time {
+	if !l.Monthly {
+		p := l.Period.Microseconds()
+		return time.UnixMicro((now.UnixMicro()/p + 1) * p)
+	}
+	loc := l.Location
+	if loc == nil {
+		loc = time.UTC
+	}
+	t := now.In(loc)
+	return time.Date(t.Year(), t.Month()+1, 1, 0, 0, 0, 0, loc)
 }
 
 func randomHits(rng *rand.Rand) uint64 {
