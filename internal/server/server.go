@@ -76,8 +76,8 @@ type Server struct {
 // here rather than later. Health starts NOT_SERVING: the binary calls
 // SetServing once it has loaded what it needs to answer.
 func New(opts Options) (*Server, error) {
-	if err := opts.Config.Validate(); err != nil {
-		return nil, fmt.Errorf("new server: %w", err)
+	if err := errors.Join(opts.Config.Validate(), opts.Config.TLS.Validate()); err != nil {
+		return nil, fmt.Errorf("new server: invalid config: %w", err)
 	}
 	log := opts.Logger
 	if log == nil {
