@@ -39,7 +39,7 @@ type Options struct {
 	// MaxKeys bounds the counters held, so that a flood of distinct keys
 	// (one per client IP, say) cannot exhaust memory. Zero means
 	// DefaultMaxKeys. The bound is enforced per shard, as
-	// ceil(MaxKeys/256) each.
+	// ceil(MaxKeys/256) each, so it is rounded up to a multiple of 256.
 	MaxKeys int
 	// Registerer receives the store's metrics. Nil registers nothing; the
 	// store still counts.
@@ -202,12 +202,16 @@ func (s *Store) write(key string, e entry, now int64) {
 	sh.inserts++
 	if sh.inserts >= sweepEvery {
 		sh.inserts = 0
-		s.metrics.expired.Add(float64(sh.sweep(now)))
+		if n := sh.sweep(now); n > 0 {
+			s.metrics.expired.Add(float64(n))
+		}
 	}
 	for len(sh.entries) >= s.perShard {
-		expired, evicted := sh.evict(now)
-		s.metrics.expired.Add(float64(expired))
-		s.metrics.evictions.Add(float64(evicted))
+		if expired, evicted := sh.evict(now); expired > 0 {
+			s.metrics.expired.Add(float64(expired))
+		} else {
+			s.metrics.evictions.Add(float64(evicted))
+		}
 	}
 	sh.entries[key] = e
 }
