@@ -167,7 +167,7 @@ func decodeDocument(src *sourceFile, index int, root *yaml.Node) (*Document, Pro
 	report := func(line int, field string, err error) {
 		problems = append(problems, &Problem{Pos: Pos{File: src.name, Line: line}, Kind: kind, Name: name, Field: field, Err: err})
 	}
-	s := strict{seen: make(map[visit]bool), report: report}
+	s := strict{report: report}
 	s.check(top, reflect.TypeOf(obj).Elem(), nil)
 	if err := top.Decode(obj); err != nil {
 		var te *yaml.TypeError
@@ -251,8 +251,11 @@ func mappingField(m *yaml.Node, key string) *yaml.Node {
 // document must first be read as a node to learn its kind; checking the
 // node keeps the original file's line numbers.
 type strict struct {
-	seen   map[visit]bool // each (node, type) once: aliases can repeat or nest a node
-	report func(line int, field string, err error)
+	// aliased holds each (node, type) reached through an alias, so that an
+	// alias repeated many times or nested in its own anchor is checked
+	// once. Without aliases a document is a tree and needs no bookkeeping.
+	aliased map[visit]bool
+	report  func(line int, field string, err error)
 }
 
 type visit struct {
@@ -285,56 +288,63 @@ func (s *strict) check(n *yaml.Node, t reflect.Type, at *path) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
-	for n.Kind == yaml.AliasNode && n.Alias != nil {
-		if s.seen[visit{n, t}] {
+	if n.Kind == yaml.AliasNode {
+		if n.Alias == nil {
 			return
 		}
-		s.seen[visit{n, t}] = true
 		n = n.Alias
+		v := visit{n, t}
+		if s.aliased[v] {
+			return
+		}
+		if s.aliased == nil {
+			s.aliased = make(map[visit]bool)
+		}
+		s.aliased[v] = true
 	}
-	if s.seen[visit{n, t}] {
-		return
-	}
-	s.seen[visit{n, t}] = true
 	switch t.Kind() {
 	case reflect.Struct:
 		if n.Kind != yaml.MappingNode {
 			return // the decoder reports the type mismatch
 		}
-		fields := yamlFields(t)
+		fields := knownFields[t]
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
-			if k.Kind == yaml.ScalarNode && k.ShortTag() == "!!merge" {
-				s.checkMerge(v, t, at)
-				continue
-			}
 			if k.Kind != yaml.ScalarNode {
 				continue // the decoder reports a non-scalar key
 			}
+			if k.ShortTag() == "!!merge" {
+				s.checkMerge(v, t, at)
+				continue
+			}
 			ft, ok := fields[k.Value]
-			field := &path{parent: at, name: k.Value}
 			if !ok {
+				field := &path{parent: at, name: k.Value}
 				s.report(k.Line, field.String(), unknownField(k.Value))
 				continue
 			}
-			s.check(v, ft, field)
+			if needsCheck(ft) {
+				s.check(v, ft, &path{parent: at, name: k.Value})
+			}
 		}
 	case reflect.Slice:
-		if n.Kind != yaml.SequenceNode {
+		if n.Kind != yaml.SequenceNode || !needsCheck(t.Elem()) {
 			return
 		}
 		for i, item := range n.Content {
 			s.check(item, t.Elem(), &path{parent: at, index: i})
 		}
-	case reflect.Map:
-		if n.Kind != yaml.MappingNode {
-			return
-		}
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k := n.Content[i]
-			s.check(n.Content[i+1], t.Elem(), &path{parent: at, name: k.Value})
-		}
 	}
+}
+
+// needsCheck reports whether a value of type t can hold a mapping whose
+// keys must be checked. Maps in the catalog (labels, annotations) hold
+// strings, which the decoder checks.
+func needsCheck(t reflect.Type) bool {
+	for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
+		t = t.Elem()
+	}
+	return t.Kind() == reflect.Struct
 }
 
 // checkMerge checks a "<<" merge's value as the struct it merges into.
@@ -358,26 +368,41 @@ func unknownField(name string) error {
 	return errors.New("unknown field")
 }
 
-// yamlFields maps a struct's YAML keys to their Go types.
-func yamlFields(t reflect.Type) map[string]reflect.Type {
-	fields := make(map[string]reflect.Type, t.NumField())
-	for i := range t.NumField() {
-		f := t.Field(i)
-		if !f.IsExported() {
-			continue
+// knownFields maps each struct type of the five kinds to its YAML keys and
+// their Go types. It is computed once and never modified.
+var knownFields = func() map[reflect.Type]map[string]reflect.Type {
+	out := make(map[reflect.Type]map[string]reflect.Type)
+	var add func(t reflect.Type)
+	add = func(t reflect.Type) {
+		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Map {
+			t = t.Elem()
 		}
-		tag := f.Tag.Get("yaml")
-		name, _, _ := strings.Cut(tag, ",")
-		switch name {
-		case "-":
-			continue
-		case "":
-			name = strings.ToLower(f.Name)
+		if t.Kind() != reflect.Struct || out[t] != nil {
+			return
 		}
-		fields[name] = f.Type
+		fields := make(map[string]reflect.Type, t.NumField())
+		out[t] = fields
+		for i := range t.NumField() {
+			f := t.Field(i)
+			if !f.IsExported() {
+				continue
+			}
+			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			switch name {
+			case "-":
+				continue
+			case "":
+				name = strings.ToLower(f.Name)
+			}
+			fields[name] = f.Type
+			add(f.Type)
+		}
 	}
-	return fields
-}
+	for _, v := range []any{IdentityProvider{}, API{}, Application{}, Subscription{}, Policy{}} {
+		add(reflect.TypeOf(v))
+	}
+	return out
+}()
 
 // line finds the line of a field in document index of the file, for a
 // Problem found after decoding. It returns the line of the deepest part of

@@ -1,7 +1,7 @@
 package catalog
 
 // The five kinds, as written in files and (later) as CRDs. Field names are
-// the contract of ../shared/examples/catalog.yaml; durations and times stay
+// the contract of examples/catalog.yaml; durations and times stay
 // strings here and are parsed by validation, which can then name the
 // document and field that is wrong.
 
@@ -33,6 +33,8 @@ type IdentityProvider struct {
 	Spec       IdentityProviderSpec `yaml:"spec" json:"spec"`
 }
 
+// IdentityProviderSpec says how to verify the provider's tokens: as JWTs
+// against its keys, by asking it (RFC 7662 introspection), or both.
 type IdentityProviderSpec struct {
 	Issuer        string             `yaml:"issuer" json:"issuer"`
 	JWT           *JWTSpec           `yaml:"jwt,omitempty" json:"jwt,omitempty"`
@@ -40,6 +42,8 @@ type IdentityProviderSpec struct {
 	Cache         TokenCacheSpec     `yaml:"cache,omitempty" json:"cache,omitempty"`
 }
 
+// JWTSpec verifies tokens locally, so that most requests never wait on the
+// identity provider.
 type JWTSpec struct {
 	JWKSURI       string   `yaml:"jwksURI,omitempty" json:"jwksURI,omitempty"`
 	Audiences     []string `yaml:"audiences,omitempty" json:"audiences,omitempty"`
@@ -49,6 +53,8 @@ type JWTSpec struct {
 	RequireType   string   `yaml:"requireType,omitempty" json:"requireType,omitempty"`
 }
 
+// IntrospectionSpec asks the provider about opaque tokens. The client
+// secret is referenced, never written here: the catalog is a ConfigMap.
 type IntrospectionSpec struct {
 	Endpoint         string `yaml:"endpoint" json:"endpoint"`
 	ClientID         string `yaml:"clientId" json:"clientId"`
@@ -58,6 +64,8 @@ type IntrospectionSpec struct {
 	AuthMethod string `yaml:"authMethod,omitempty" json:"authMethod,omitempty"`
 }
 
+// TokenCacheSpec bounds how long a verification result is reused, trading
+// revocation latency for load on the provider.
 type TokenCacheSpec struct {
 	MaxTTL       string `yaml:"maxTTL,omitempty" json:"maxTTL,omitempty"`
 	NegativeTTL  string `yaml:"negativeTTL,omitempty" json:"negativeTTL,omitempty"`
@@ -73,6 +81,8 @@ type API struct {
 	Spec       APISpec  `yaml:"spec" json:"spec"`
 }
 
+// APISpec places the API (hosts and base path), names the credentials it
+// accepts and lists its operations.
 type APISpec struct {
 	DisplayName       string      `yaml:"displayName,omitempty" json:"displayName,omitempty"`
 	Version           string      `yaml:"version" json:"version"`
@@ -85,11 +95,14 @@ type APISpec struct {
 	Operations        []Operation `yaml:"operations" json:"operations"`
 }
 
+// APIKeySpec says where a request carries its API key.
 type APIKeySpec struct {
 	Headers     []string `yaml:"headers,omitempty" json:"headers,omitempty"`
 	QueryParams []string `yaml:"queryParams,omitempty" json:"queryParams,omitempty"`
 }
 
+// Operation is a method and path template under the API's base path, with
+// what it requires beyond the API's defaults.
 type Operation struct {
 	Method   string   `yaml:"method" json:"method"`
 	Path     string   `yaml:"path" json:"path"`
@@ -106,6 +119,7 @@ type Application struct {
 	Spec       ApplicationSpec `yaml:"spec" json:"spec"`
 }
 
+// ApplicationSpec lists the credentials that identify the application.
 type ApplicationSpec struct {
 	DisplayName  string        `yaml:"displayName,omitempty" json:"displayName,omitempty"`
 	Owner        string        `yaml:"owner,omitempty" json:"owner,omitempty"`
@@ -114,11 +128,15 @@ type ApplicationSpec struct {
 	APIKeys      []APIKey      `yaml:"apiKeys,omitempty" json:"apiKeys,omitempty"`
 }
 
+// OAuthClient binds a client id (the token's client claim) to the
+// application, as a production or sandbox credential.
 type OAuthClient struct {
 	ClientID string `yaml:"clientId" json:"clientId"`
 	KeyType  string `yaml:"keyType" json:"keyType"`
 }
 
+// APIKey is a key known only by its SHA-256, so that the catalog can be
+// read, diffed and logged without leaking keys.
 type APIKey struct {
 	ID               string   `yaml:"id" json:"id"`
 	SHA256           string   `yaml:"sha256" json:"sha256"`
@@ -136,6 +154,8 @@ type Subscription struct {
 	Spec       SubscriptionSpec `yaml:"spec" json:"spec"`
 }
 
+// SubscriptionSpec names the application, the API and the plan (a Policy of
+// scope subscription).
 type SubscriptionSpec struct {
 	Application string `yaml:"application" json:"application"`
 	API         string `yaml:"api" json:"api"`
@@ -151,6 +171,9 @@ type Policy struct {
 	Spec       PolicySpec `yaml:"spec" json:"spec"`
 }
 
+// PolicySpec is what a Policy allows at its scope: default limits, an
+// optional burst beside them, and condition groups that override the
+// default limits for matching requests.
 type PolicySpec struct {
 	Scope            string           `yaml:"scope" json:"scope"`
 	Limits           []LimitSpec      `yaml:"limits" json:"limits"`
@@ -159,6 +182,7 @@ type PolicySpec struct {
 	ConditionGroups  []ConditionGroup `yaml:"conditionGroups,omitempty" json:"conditionGroups,omitempty"`
 }
 
+// LimitSpec is requests per a duration or per calendar month.
 type LimitSpec struct {
 	Requests  uint64 `yaml:"requests" json:"requests"`
 	Per       string `yaml:"per" json:"per"`
@@ -166,6 +190,7 @@ type LimitSpec struct {
 	TimeZone  string `yaml:"timeZone,omitempty" json:"timeZone,omitempty"`
 }
 
+// BurstSpec is spike control counted beside the quota, in a fixed window.
 type BurstSpec struct {
 	Requests uint64 `yaml:"requests" json:"requests"`
 	Per      string `yaml:"per" json:"per"`
@@ -189,6 +214,8 @@ type Condition struct {
 	Claim      *ValueCondition `yaml:"claim,omitempty" json:"claim,omitempty"`
 }
 
+// IPCondition matches the client address against a CIDR (a bare address is
+// one host).
 type IPCondition struct {
 	CIDR   string `yaml:"cidr" json:"cidr"`
 	Invert bool   `yaml:"invert,omitempty" json:"invert,omitempty"`
