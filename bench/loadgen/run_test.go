@@ -20,7 +20,7 @@ import (
 )
 
 // testContext bounds a test that talks to a server, so a hang fails it.
-func testContext(t *testing.T) context.Context {
+func testContext(t testing.TB) context.Context {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	t.Cleanup(cancel)
@@ -28,7 +28,7 @@ func testContext(t *testing.T) context.Context {
 }
 
 // startNoop serves bench/noop on a free loopback port for the test.
-func startNoop(t *testing.T) *noop.Server {
+func startNoop(t testing.TB) *noop.Server {
 	t.Helper()
 	srv, err := noop.Start(t.Context(), "127.0.0.1:0")
 	if err != nil {

@@ -239,4 +239,3 @@ func (a *app) close() {
 	}
 	a.closers = nil
 }
-

@@ -24,26 +24,34 @@ import (
 // Build reads no secret: an introspection secret is checked to be
 // referenced, by file or environment variable, not that it exists.
 func Build(docs []Document) (*Snapshot, error) {
-	b := &builder{
-		snap: &Snapshot{
-			idps:         make(map[string]*CompiledIdentityProvider),
-			idpsByIssuer: make(map[string]*CompiledIdentityProvider),
-			apis:         make(map[string]*CompiledAPI),
-			routes:       make(map[route]*CompiledAPI),
-			apps:         make(map[string]*CompiledApplication),
-			clients:      make(map[string]clientEntry),
-			keys:         make(map[[32]byte]*CompiledAPIKey),
-			subs:         make(map[subKey]*CompiledSubscription),
-			policies:     make(map[string]*CompiledPolicy),
-		},
-		declared:   make(map[string]map[string]*Document),
-		locations:  make(map[string]*time.Location),
-		atBasePath: make(map[string]*CompiledAPI),
-	}
+	var problems Problems
 	byKind := make(map[string][]*Document)
 	for i := range docs {
 		d := &docs[i]
+		if !objectFits(d) {
+			problems = append(problems, &Problem{Pos: d.Pos, Kind: d.Kind, Name: d.Name,
+				Err: fmt.Errorf("a %s document cannot hold a %T", d.Kind, d.Object)})
+			continue
+		}
 		byKind[d.Kind] = append(byKind[d.Kind], d)
+	}
+	n := func(kind string) int { return len(byKind[kind]) }
+	b := &builder{
+		snap: &Snapshot{
+			idps:         make(map[string]*CompiledIdentityProvider, n(KindIdentityProvider)),
+			idpsByIssuer: make(map[string]*CompiledIdentityProvider, n(KindIdentityProvider)),
+			apis:         make(map[string]*CompiledAPI, n(KindAPI)),
+			routes:       make(map[route]*CompiledAPI, n(KindAPI)),
+			apps:         make(map[string]*CompiledApplication, n(KindApplication)),
+			clients:      make(map[string]clientEntry, n(KindApplication)),
+			keys:         make(map[[32]byte]*CompiledAPIKey, n(KindApplication)),
+			subs:         make(map[subKey]*CompiledSubscription, n(KindSubscription)),
+			policies:     make(map[string]*CompiledPolicy, n(KindPolicy)),
+		},
+		problems:   problems,
+		declared:   make(map[string]map[string]*Document),
+		locations:  make(map[string]*time.Location),
+		atBasePath: make(map[string]*CompiledAPI, n(KindAPI)),
 	}
 	for _, kind := range []string{KindPolicy, KindIdentityProvider, KindAPI, KindApplication, KindSubscription} {
 		b.declare(kind, byKind[kind])
@@ -70,6 +78,25 @@ func Build(docs []Document) (*Snapshot, error) {
 	}
 	b.snap.index()
 	return b.snap, nil
+}
+
+// objectFits reports whether d.Object is the type its Kind says, so that a
+// Document made by hand rather than by Decode cannot make Build panic.
+func objectFits(d *Document) bool {
+	var ok bool
+	switch d.Kind {
+	case KindIdentityProvider:
+		_, ok = d.Object.(*IdentityProvider)
+	case KindAPI:
+		_, ok = d.Object.(*API)
+	case KindApplication:
+		_, ok = d.Object.(*Application)
+	case KindSubscription:
+		_, ok = d.Object.(*Subscription)
+	case KindPolicy:
+		_, ok = d.Object.(*Policy)
+	}
+	return ok
 }
 
 type builder struct {
@@ -137,6 +164,9 @@ func (b *builder) declare(kind string, docs []*Document) {
 func (b *builder) location(name string) (*time.Location, error) {
 	if loc, ok := b.locations[name]; ok {
 		return loc, nil
+	}
+	if name == "Local" {
+		return nil, errors.New(`"Local" differs between machines; replicas must agree on where a month starts`)
 	}
 	loc, err := time.LoadLocation(name)
 	if err != nil {

@@ -444,3 +444,19 @@ func policyDoc(name string, requests int) string {
 	return "apiVersion: portcullis.dev/v1alpha1\nkind: Policy\nmetadata: {name: " + name + "}\n" +
 		"spec: {scope: subscription, limits: [{requests: " + strconv.Itoa(requests) + ", per: 1m}]}\n"
 }
+
+func TestBuildRefusesADocumentWhoseObjectDoesNotFitItsKind(t *testing.T) {
+	docs := []Document{
+		{Pos: Pos{File: "hand.yaml", Line: 3}, Kind: KindAPI, Name: "a", Object: &Policy{}},
+		{Pos: Pos{File: "hand.yaml", Line: 9}, Kind: "Gateway", Name: "b", Object: &API{}},
+	}
+	_, err := Build(docs)
+	var ps Problems
+	if !errors.As(err, &ps) {
+		t.Fatalf("got %v, want problems", err)
+	}
+	checkProblems(t, ps, []string{
+		`hand.yaml:3: API "a": a API document cannot hold a *catalog.Policy`,
+		`hand.yaml:9: Gateway "b": a Gateway document cannot hold a *catalog.API`,
+	})
+}

@@ -307,4 +307,3 @@ func clamp32(v uint64) uint32 {
 	}
 	return uint32(v)
 }
-
