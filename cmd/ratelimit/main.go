@@ -63,7 +63,7 @@ type app struct {
 	closers  []func() error
 }
 
-func newApp(ctx context.Context, args []string, lookup func(string) (string, bool), stderr io.Writer) (a *app, err error) {
+func newApp(ctx context.Context, args []string, lookup func(string) (string, bool), stderr io.Writer) (_ *app, err error) {
 	fs := flag.NewFlagSet("ratelimit", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	d := defaults()
@@ -101,7 +101,7 @@ func newApp(ctx context.Context, args []string, lookup func(string) (string, boo
 		},
 	}
 
-	a = &app{level: new(slog.LevelVar)}
+	a := &app{level: new(slog.LevelVar)}
 	defer func() {
 		if err != nil {
 			a.close()
