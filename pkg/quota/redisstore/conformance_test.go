@@ -9,14 +9,9 @@ import (
 )
 
 // The suite gives every subtest fresh keys, so one server and one store
-// serve them all.
+// serve them all. The Cluster run is in TestOnCluster.
 
 func TestConformsOnStandaloneRedis(t *testing.T) {
 	s := newStore(t, redistest.Start(t).Client(t), Options{})
-	quotatest.Run(t, func(*testing.T) quota.Store { return s })
-}
-
-func TestConformsOnCluster(t *testing.T) {
-	s := newStore(t, redistest.StartCluster(t, 3).Client(t), Options{})
 	quotatest.Run(t, func(*testing.T) quota.Store { return s })
 }

@@ -120,10 +120,9 @@ func TestScriptAgreesWithStep(t *testing.T) {
 	}
 }
 
-func TestScriptAgreesWithStepOnCluster(t *testing.T) {
-	cl := redistest.StartCluster(t, 3)
+func testClusterDifferential(t *testing.T, cl *redistest.Cluster) {
 	reg := prometheus.NewRegistry()
-	s := newStore(t, cl.Client(t), Options{Registerer: reg})
+	s := newStore(t, cl.Client(t), Options{Prefix: "differential:", Registerer: reg})
 	// Five tags spread a request's checks over several slots, so denials
 	// go through the refund script; the model charges nothing for them.
 	differential(t, s, []string{"", "a", "b", "c", "d"}, 11)
