@@ -148,6 +148,42 @@ func TestFixedWindowAdmitsNThenDeniesUntilTheWindowEnds(t *testing.T) {
 	})
 }
 
+// TestAZeroLimitDeniesEveryRequest: requests_per_unit: 0 in a rule file
+// means "deny"; the request is over whatever the counter holds, can never
+// succeed (RetryAfter 0), and a denied request charges nothing.
+func TestAZeroLimitDeniesEveryRequest(t *testing.T) {
+	london := mustLoad(t, "Europe/London")
+	tests := []struct {
+		name  string
+		limit Limit
+		reset time.Duration // at 12:00:10 on 1 June 2025
+	}{
+		{"fixed window", Limit{Period: time.Minute}, 50 * time.Second},
+		{"sliding window", Limit{Period: time.Minute, Algorithm: SlidingWindow}, 50 * time.Second},
+		{"calendar month", Limit{Monthly: true, Location: london}, 29*24*time.Hour + 10*time.Hour + 59*time.Minute + 50*time.Second}, // June ends at 23:00 UTC in BST
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			runSteps(t, tc.limit, []step{
+				{"2025-06-01T12:00:10Z", 1, over(0, 0, tc.reset, 0)},
+				{"2025-06-01T12:00:10Z", 0, over(0, 0, tc.reset, 0)},
+				{"2025-06-01T12:00:10Z", 5, over(0, 0, tc.reset, 0)},
+			})
+		})
+	}
+	t.Run("a shadow check is over, counted, and denies nothing", func(t *testing.T) {
+		c := counters{}
+		ch := Check{Key: "k", Limit: Limit{Period: time.Minute}, Hits: 1}
+		allowed, rs := c.apply(utc("2025-06-01T12:00:10Z"), ch)
+		if !allowed || rs[0] != over(0, 0, 50*time.Second, 0) {
+			t.Fatalf("shadow zero limit: allowed %t, %+v", allowed, rs[0])
+		}
+		if o := Plan(utc("2025-06-01T12:00:10Z"), []Check{ch})[0]; c[o.Key] != 1 {
+			t.Fatalf("shadow zero limit counted %d hits, want 1", c[o.Key])
+		}
+	})
+}
+
 func TestMonthlyWindowFollowsTheLocalCalendar(t *testing.T) {
 	london := mustLoad(t, "Europe/London")
 	l := Limit{Requests: 2, Monthly: true, Location: london}

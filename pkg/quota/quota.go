@@ -51,6 +51,13 @@ func ParseAlgorithm(s string) (Algorithm, error) {
 // Limit is Requests per Period, or per calendar month in Location when
 // Monthly is set. A calendar month exists only for FixedWindow, because a
 // month has no fixed length to slide or to refill over.
+//
+// Requests may be 0 in a fixed or sliding window: every request is then
+// Over, with RetryAfter 0 because it can never succeed. envoyproxy/ratelimit
+// rule files use requests_per_unit: 0 to deny a descriptor outright, and a
+// limit the stores refused would send those requests to the failure mode
+// (fail-open by default) instead. A token bucket of 0 has no emission
+// interval, so it stays invalid.
 type Limit struct {
 	Requests  uint64
 	Period    time.Duration
@@ -59,12 +66,17 @@ type Limit struct {
 	Algorithm Algorithm
 }
 
+// MaxRequests is the largest Limit.Requests and Check.Hits a store accepts:
+// counters and token-bucket arithmetic stay well inside the 2^53 that Lua's
+// doubles hold exactly, whatever the window.
+const MaxRequests = 1 << 40
+
 // Validate reports a limit that no store could count.
 func (l Limit) Validate() error {
 	switch {
-	case l.Requests == 0:
-		return errors.New("requests must be at least 1")
-	case l.Requests > 1<<40:
+	case l.Requests == 0 && l.Algorithm == TokenBucket:
+		return errors.New("a token bucket needs at least 1 request per period (use a fixed window of 0 to deny every request)")
+	case l.Requests > MaxRequests:
 		return fmt.Errorf("requests %d is too large", l.Requests)
 	case l.Monthly && l.Algorithm != FixedWindow:
 		return fmt.Errorf("a calendar month needs fixed-window, not %s", l.Algorithm)
@@ -143,6 +155,21 @@ type Check struct {
 	Enforce bool
 }
 
+// Validate reports a check that no store could apply: an invalid limit, or
+// more hits than a counter may take at once. Every Store calls it before
+// touching state, so that the stores refuse the same checks; its error is a
+// caller's or configuration bug and never wraps ErrUnavailable, so that it is
+// not mistaken for an outage and answered in the failure mode.
+func (c Check) Validate() error {
+	if err := c.Limit.Validate(); err != nil {
+		return fmt.Errorf("invalid limit %s: %w", c.Limit, err)
+	}
+	if c.Hits > MaxRequests {
+		return fmt.Errorf("hits %d is more than %d", c.Hits, uint64(MaxRequests))
+	}
+	return nil
+}
+
 // Result is one check's outcome after the request's atomic step.
 type Result struct {
 	Over       bool          // this counter had no room for the request
@@ -163,7 +190,8 @@ type Result struct {
 // Errors are technical failures only (the store cannot be reached, a
 // deadline passed); a denial is not an error. Callers tell a store failure
 // with errors.Is(err, ErrUnavailable) and answer in their configured failure
-// mode.
+// mode. A check that fails Check.Validate is refused with that error, which
+// does not wrap ErrUnavailable, and nothing is charged.
 type Store interface {
 	Apply(ctx context.Context, now time.Time, checks []Check) ([]Result, error)
 }

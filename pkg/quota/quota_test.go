@@ -1,6 +1,7 @@
 package quota
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -21,7 +22,10 @@ func TestValidateRejectsLimitsNoStoreCouldCount(t *testing.T) {
 		{"a calendar month in UTC", Limit{Requests: 1, Monthly: true}, ""},
 		{"the longest period", Limit{Requests: 1, Period: 366 * 24 * time.Hour}, ""},
 		{"the largest limit", Limit{Requests: 1 << 40, Period: time.Hour}, ""},
-		{"zero requests", Limit{Requests: 0, Period: time.Minute}, "at least 1"},
+		{"zero requests in a fixed window", Limit{Requests: 0, Period: time.Minute}, ""},
+		{"zero requests in a sliding window", Limit{Requests: 0, Period: time.Minute, Algorithm: SlidingWindow}, ""},
+		{"zero requests a month", Limit{Requests: 0, Monthly: true, Location: london}, ""},
+		{"a token bucket of zero", Limit{Requests: 0, Period: time.Minute, Algorithm: TokenBucket}, "at least 1 request"},
 		{"too many requests", Limit{Requests: 1<<40 + 1, Period: time.Hour}, "too large"},
 		{"no period", Limit{Requests: 1}, "shorter than 1ms"},
 		{"a period under 1ms", Limit{Requests: 1, Period: 999 * time.Microsecond}, "shorter than 1ms"},
@@ -40,6 +44,35 @@ func TestValidateRejectsLimitsNoStoreCouldCount(t *testing.T) {
 				t.Fatalf("Validate(%s) = %v, want nil", tc.limit, err)
 			case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
 				t.Fatalf("Validate(%s) = %v, want an error containing %q", tc.limit, err, tc.err)
+			}
+		})
+	}
+}
+
+func TestCheckValidateRejectsWhatNoStoreCouldApply(t *testing.T) {
+	hour := Limit{Requests: 10, Period: time.Hour}
+	tests := []struct {
+		name  string
+		check Check
+		err   string // substring; "" means valid
+	}{
+		{"a plain check", Check{Key: "k", Limit: hour, Hits: 1}, ""},
+		{"a peek", Check{Key: "k", Limit: hour}, ""},
+		{"the most hits", Check{Key: "k", Limit: hour, Hits: MaxRequests}, ""},
+		{"a zero limit", Check{Key: "k", Limit: Limit{Period: time.Second}, Hits: 1}, ""},
+		{"too many hits", Check{Key: "k", Limit: hour, Hits: MaxRequests + 1}, "hits"},
+		{"an invalid limit", Check{Key: "k", Limit: Limit{Requests: 1}, Hits: 1}, "invalid limit"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.check.Validate()
+			switch {
+			case tc.err == "" && err != nil:
+				t.Fatalf("Validate() = %v, want nil", err)
+			case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+				t.Fatalf("Validate() = %v, want an error containing %q", err, tc.err)
+			case errors.Is(err, ErrUnavailable):
+				t.Fatalf("Validate() = %v wraps ErrUnavailable; an invalid check is not an outage", err)
 			}
 		})
 	}

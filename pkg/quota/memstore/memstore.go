@@ -29,9 +29,6 @@ const (
 	sweepRounds = 4
 	// evictSample entries are looked at when a full shard needs room.
 	evictSample = 8
-	// maxHits matches the largest limit quota.Limit.Validate accepts, so that
-	// no charge can overflow a counter.
-	maxHits = 1 << 40
 )
 
 // Options configure a Store. The zero value is ready to use.
@@ -117,7 +114,7 @@ func (s *Store) Apply(ctx context.Context, now time.Time, checks []quota.Check) 
 		return nil, fmt.Errorf("memstore apply: %w: %w", quota.ErrUnavailable, err)
 	}
 	for i := range checks {
-		if err := validate(checks[i]); err != nil {
+		if err := checks[i].Validate(); err != nil {
 			return nil, fmt.Errorf("memstore apply: check %d (%q): %w", i, checks[i].Key, err)
 		}
 	}
@@ -159,16 +156,6 @@ func (s *Store) Apply(ctx context.Context, now time.Time, checks []quota.Check) 
 		results[i] = ops[i].Result(judged[i], allowed)
 	}
 	return results, nil
-}
-
-func validate(c quota.Check) error {
-	if err := c.Limit.Validate(); err != nil {
-		return fmt.Errorf("invalid limit %s: %w", c.Limit, err)
-	}
-	if c.Hits > maxHits {
-		return fmt.Errorf("hits %d is more than %d", c.Hits, uint64(maxHits))
-	}
-	return nil
 }
 
 func (s *Store) shardOf(key string) uint16 {

@@ -59,7 +59,8 @@ func differential(t *testing.T, f *fixture, seed uint64) {
 // every algorithm, periods from 1s to an hour (never shorter, so that a
 // store expiring on the real clock outlives the suite's virtual time),
 // calendar months, fractional token intervals, and overrides that differ
-// only in Requests and so share a counter.
+// only in Requests and so share a counter (now and then a zero that denies
+// outright).
 func randomLimits(rng *rand.Rand, loc *time.Location) []quota.Limit {
 	periods := []time.Duration{time.Second, 7 * time.Second, time.Minute, time.Hour}
 	var limits []quota.Limit
@@ -79,6 +80,9 @@ func randomLimits(rng *rand.Rand, loc *time.Location) []quota.Limit {
 		if rng.IntN(3) == 0 {
 			o := l
 			o.Requests = 1 + uint64(rng.IntN(20))
+			if l.Algorithm != quota.TokenBucket && rng.IntN(6) == 0 {
+				o.Requests = 0 // deny outright, on the same counter
+			}
 			limits = append(limits, o)
 		}
 	}

@@ -55,8 +55,9 @@ var cases = []struct {
 	{"duplicate keys see each other's charge", testDuplicateKeys},
 	{"a limit override counts on the same counter", testOverride},
 	{"limits of different periods on one key count separately", testBurstAndQuota},
+	{"a zero limit denies every request and can never succeed", testZeroLimit},
 	{"an empty request is allowed", testEmpty},
-	{"an invalid limit is an error", testInvalid},
+	{"an invalid check is an error that is not ErrUnavailable", testInvalid},
 	{"a cancelled context is ErrUnavailable", testCancelled},
 	{"random requests agree with the reference", testDifferential},
 	{"concurrent requests never over-admit", testConcurrent},
@@ -387,6 +388,49 @@ func testBurstAndQuota(t *testing.T, f *fixture) {
 	f.expect(t1, both, ok(2, 1, ten), over(3, 0, time.Hour-ten, time.Hour-ten))
 }
 
+// testZeroLimit: requests_per_unit: 0 denies outright. Every check on a
+// zero limit is over whatever the counter holds, with RetryAfter 0; it
+// denies the rest of the request like any enforced check; unenforced, it is
+// still counted, on the counter its period and algorithm name.
+func testZeroLimit(t *testing.T, f *fixture) {
+	t0 := windowStart(time.Hour)
+	for _, l := range []quota.Limit{fixed(0, time.Hour), sliding(0, time.Hour)} {
+		t.Run(l.Algorithm.String(), func(t *testing.T) {
+			f := *f
+			f.t = t
+			name := l.Algorithm.String()
+			for _, hits := range []uint64{1, 0, 3} {
+				f.expect(t0, []quota.Check{f.check(name, l, hits)}, over(0, 0, time.Hour, 0))
+			}
+			// It denies the whole request: the other check is not charged.
+			other := f.check(name+"-other", fixed(10, time.Hour), 1)
+			f.expect(t0, []quota.Check{other, f.check(name, l, 1)}, ok(10, 10, time.Hour), over(0, 0, time.Hour, 0))
+			f.expect(t0, []quota.Check{other}, ok(10, 9, time.Hour))
+			// Unenforced, it reports over, denies nothing and is counted: a
+			// larger limit with the same period and algorithm shares its
+			// counter and sees the hit.
+			shadow := f.check(name+"-shadow", l, 1)
+			shadow.Enforce = false
+			r := f.apply(t0, shadow)
+			if want := over(0, 0, time.Hour, 0); !same(r[0], want) || !quota.Allowed([]quota.Check{shadow}, r) {
+				t.Fatalf("an unenforced zero limit: got %s (allowed %t), want %s and allowed",
+					format(r[0]), quota.Allowed([]quota.Check{shadow}, r), format(want))
+			}
+			larger := l
+			larger.Requests = 5
+			f.expect(t0, []quota.Check{f.check(name+"-shadow", larger, 0)}, ok(5, 4, time.Hour))
+		})
+	}
+	t.Run("calendar month", func(t *testing.T) {
+		f := *f
+		f.t = t
+		l := quota.Limit{Monthly: true, Algorithm: quota.FixedWindow}
+		now := time.Now().UTC().Truncate(time.Microsecond)
+		end := time.Date(now.Year(), now.Month()+1, 1, 0, 0, 0, 0, time.UTC)
+		f.expect(now, []quota.Check{f.check("month", l, 1)}, over(0, 0, end.Sub(now).Truncate(time.Microsecond), 0))
+	})
+}
+
 func testEmpty(t *testing.T, f *fixture) {
 	got, err := f.store.Apply(t.Context(), time.Now(), nil)
 	if err != nil || len(got) != 0 {
@@ -395,15 +439,28 @@ func testEmpty(t *testing.T, f *fixture) {
 }
 
 func testInvalid(t *testing.T, f *fixture) {
+	var checks []quota.Check
 	for _, l := range []quota.Limit{
-		{Requests: 0, Period: time.Second},
+		{Requests: 0, Period: time.Second, Algorithm: quota.TokenBucket},
 		{Requests: 1, Period: 0},
 		{Requests: 1, Period: time.Second, Algorithm: quota.Algorithm(9)},
 		{Requests: 1, Monthly: true, Algorithm: quota.TokenBucket},
 	} {
-		c := f.check("a", l, 1)
-		if _, err := f.store.Apply(t.Context(), time.Now(), []quota.Check{c}); err == nil {
+		checks = append(checks, f.check("a", l, 1))
+	}
+	checks = append(checks, f.check("a", fixed(1, time.Second), quota.MaxRequests+1))
+	for _, c := range checks {
+		if c.Validate() == nil {
+			t.Fatalf("%s is valid; the case needs an invalid check", describe([]quota.Check{c}))
+		}
+		_, err := f.store.Apply(t.Context(), time.Now(), []quota.Check{c})
+		switch {
+		case err == nil:
 			t.Errorf("Apply(%s) = nil error, want one", describe([]quota.Check{c}))
+		case errors.Is(err, quota.ErrUnavailable):
+			// An invalid check is a bug to fix, not an outage to ride out
+			// in the failure mode.
+			t.Errorf("Apply(%s) = %v, which wraps ErrUnavailable", describe([]quota.Check{c}), err)
 		}
 	}
 }

@@ -30,7 +30,7 @@ func (s *wallClockStore) Apply(ctx context.Context, now time.Time, checks []quot
 		return nil, fmt.Errorf("wall-clock store: %w: %w", quota.ErrUnavailable, err)
 	}
 	for _, c := range checks {
-		if err := c.Limit.Validate(); err != nil {
+		if err := c.Validate(); err != nil {
 			return nil, fmt.Errorf("wall-clock store: %w", err)
 		}
 	}
