@@ -28,7 +28,7 @@ func StartCluster(tb testing.TB, masters int) *Cluster {
 	cli := lookBinary(tb, "redis-cli")
 	c := &Cluster{}
 	for range masters {
-		c.Nodes = append(c.Nodes, start(tb, func(dir string) []string {
+		c.Nodes = append(c.Nodes, start(tb, nil, func(dir string) []string {
 			return []string{
 				"--cluster-enabled", "yes",
 				"--cluster-config-file", "nodes.conf",

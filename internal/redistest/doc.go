@@ -1,7 +1,7 @@
 // Package redistest starts real redis-server processes for tests and
-// benchmarks: a standalone server or a Cluster, on free loopback ports in
-// the test's temporary directory, without persistence, stopped by
-// t.Cleanup.
+// benchmarks: a standalone server, a Sentinel or a Cluster, on free
+// loopback ports in the test's temporary directory, without persistence,
+// stopped by t.Cleanup.
 //
 // It is not on the request path. It exists so that every test of the Redis
 // store runs against the Redis that production runs, and so that faults

@@ -26,10 +26,11 @@ const readyTimeout = 15 * time.Second
 // Server is one redis-server process owned by a test. Its port stays the
 // same across Kill and Restart, so clients built once reconnect to it.
 type Server struct {
-	tb   testing.TB
-	dir  string
-	port int
-	args []string // beyond the fixed ones: cluster settings
+	tb      testing.TB
+	dir     string
+	port    int
+	leading []string // before the fixed arguments: a config file and --sentinel
+	args    []string // after them: cluster settings
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -41,10 +42,26 @@ type Server struct {
 // or does not come up.
 func Start(tb testing.TB) *Server {
 	tb.Helper()
-	return start(tb, nil)
+	return start(tb, nil, nil)
 }
 
-func start(tb testing.TB, extra func(dir string) []string) *Server {
+// StartSentinel runs a Sentinel (redis-server --sentinel) that monitors
+// master under name with a quorum of 1, and returns once it answers PING.
+// Clients reach the master through it, as redis+sentinel:// URLs do.
+func StartSentinel(tb testing.TB, master *Server, name string) *Server {
+	tb.Helper()
+	leading := func(dir string) []string {
+		conf := filepath.Join(dir, "sentinel.conf")
+		body := fmt.Sprintf("sentinel monitor %s 127.0.0.1 %d 1\nsentinel down-after-milliseconds %s 5000\n", name, master.Port(), name)
+		if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+			tb.Fatalf("redistest: write %s: %v", conf, err)
+		}
+		return []string{conf, "--sentinel"}
+	}
+	return start(tb, leading, nil)
+}
+
+func start(tb testing.TB, leading, extra func(dir string) []string) *Server {
 	tb.Helper()
 	bin := lookBinary(tb, "redis-server")
 	dir := tb.TempDir()
@@ -57,6 +74,9 @@ func start(tb testing.TB, extra func(dir string) []string) *Server {
 			tb.Fatalf("redistest: find a free port: %v", err)
 		}
 		s := &Server{tb: tb, dir: dir, port: ports[0]}
+		if leading != nil {
+			s.leading = leading(dir)
+		}
 		if extra != nil {
 			s.args = append(extra(dir), "--cluster-port", strconv.Itoa(ports[1]))
 		}
@@ -186,7 +206,7 @@ func (s *Server) cleanup() {
 // launch starts the process and waits until it answers PING, the process
 // exits, or readyTimeout passes.
 func (s *Server) launch(bin string) error {
-	args := []string{
+	args := append(append([]string{}, s.leading...),
 		"--port", strconv.Itoa(s.port),
 		"--bind", "127.0.0.1",
 		"--dir", s.dir,
@@ -194,7 +214,7 @@ func (s *Server) launch(bin string) error {
 		"--appendonly", "no",
 		"--daemonize", "no",
 		"--logfile", filepath.Join(s.dir, "redis.log"),
-	}
+	)
 	args = append(args, s.args...)
 	cmd := exec.Command(bin, args...)
 	cmd.SysProcAttr = sysProcAttr()

@@ -96,3 +96,17 @@ func TestClusterServesEverySlot(t *testing.T) {
 	cl.Nodes[1].Restart()
 	cl.WaitOK(t)
 }
+
+func TestSentinelKnowsTheMaster(t *testing.T) {
+	m := Start(t)
+	s := StartSentinel(t, m, "mymaster")
+	c := redis.NewSentinelClient(&redis.Options{Addr: s.Addr()})
+	t.Cleanup(func() { _ = c.Close() })
+	addr, err := c.GetMasterAddrByName(context.Background(), "mymaster").Result()
+	if err != nil {
+		t.Fatalf("SENTINEL get-master-addr-by-name: %v", err)
+	}
+	if got := addr[0] + ":" + addr[1]; got != m.Addr() {
+		t.Fatalf("sentinel names master %s, want %s", got, m.Addr())
+	}
+}

@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -26,6 +27,9 @@ func TestOnCluster(t *testing.T) {
 	t.Run("slot agrees with CLUSTER KEYSLOT", func(t *testing.T) { testSlot(t, cl) })
 	t.Run("a multi-slot denial leaves no charge", func(t *testing.T) { testMultiSlotDenial(t, cl) })
 	t.Run("checks with one tag are one script call", func(t *testing.T) { testOneCallPerTag(t, cl) })
+	t.Run("a failed slot refunds the others", func(t *testing.T) { testFailedSlotRefunds(t, cl) })
+	// Last: it kills a node.
+	t.Run("a dead node fails requests in time, and they recover after its restart", func(t *testing.T) { testDeadNode(t, cl) })
 }
 
 func testSlot(t *testing.T, cl *redistest.Cluster) {
@@ -195,5 +199,89 @@ func TestLocalCacheSparesRedis(t *testing.T) {
 	}
 	if res[1].Remaining != 997 {
 		t.Fatalf("quota remaining %d, want 997: cached denials must charge nothing", res[1].Remaining)
+	}
+}
+
+// nodeFor returns the cluster node serving key's slot.
+func nodeFor(t *testing.T, cl *redistest.Cluster, c *redis.ClusterClient, key string) *redistest.Server {
+	t.Helper()
+	m, err := c.MasterForKey(context.Background(), key)
+	if err != nil {
+		t.Fatalf("master for %s: %v", key, err)
+	}
+	for _, n := range cl.Nodes {
+		if n.Addr() == m.Options().Addr {
+			return n
+		}
+	}
+	t.Fatalf("no node of the cluster is %s", m.Options().Addr)
+	return nil
+}
+
+func testDeadNode(t *testing.T, cl *redistest.Cluster) {
+	client := cl.Client(t)
+	s := newStore(t, client, Options{Prefix: "dead:"})
+	ctx := context.Background()
+	lim := quota.Limit{Requests: 100, Period: time.Hour}
+	live := quota.Check{Key: "k", Tag: "live", Limit: lim, Hits: 1, Enforce: true}
+	liveNode := nodeFor(t, cl, client, "dead:"+quota.Plan(base, []quota.Check{live})[0].Key)
+	var dead quota.Check
+	var deadNode *redistest.Server
+	for i := 0; deadNode == nil; i++ {
+		c := quota.Check{Key: "k", Tag: fmt.Sprint("t", i), Limit: lim, Hits: 1, Enforce: true}
+		if n := nodeFor(t, cl, client, "dead:"+quota.Plan(base, []quota.Check{c})[0].Key); n != liveNode {
+			dead, deadNode = c, n
+		}
+	}
+	req := []quota.Check{live, dead}
+	if _, err := s.Apply(ctx, base, req); err != nil {
+		t.Fatalf("Apply with every node up: %v", err)
+	}
+
+	deadNode.Kill()
+	tctx, cancel := context.WithTimeout(ctx, callDeadline)
+	start := time.Now()
+	_, err := s.Apply(tctx, base, req)
+	took := time.Since(start)
+	cancel()
+	if !errors.Is(err, quota.ErrUnavailable) || took > callDeadline+lateSlack {
+		t.Fatalf("Apply with a node down: %v after %s, want ErrUnavailable within %s", err, took, callDeadline)
+	}
+
+	// The restarted node has no data and no script.
+	deadNode.Restart()
+	cl.WaitOK(t)
+	waitFor(t, 10*time.Second, "requests to succeed after the node restarts", func() bool {
+		tctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		defer cancel()
+		_, err := s.Apply(tctx, base, req)
+		return err == nil
+	})
+}
+
+// A slot whose script fails (here a key that holds no integer) fails the
+// request, and the slots that charged are refunded.
+func testFailedSlotRefunds(t *testing.T, cl *redistest.Cluster) {
+	client := cl.Client(t)
+	reg := prometheus.NewRegistry()
+	s := newStore(t, client, Options{Prefix: "failed:", Registerer: reg})
+	ctx := context.Background()
+	lim := quota.Limit{Requests: 100, Period: time.Hour}
+	good := quota.Check{Key: "k", Tag: "a", Limit: lim, Hits: 1, Enforce: true}
+	bad := quota.Check{Key: "k", Tag: "b", Limit: lim, Hits: 1, Enforce: true}
+	ops := quota.Plan(base, []quota.Check{bad})
+	s.physicalKeys(ops, []quota.Check{bad})
+	if err := client.Set(ctx, ops[0].Key, "garbage", time.Minute).Err(); err != nil {
+		t.Fatalf("SET: %v", err)
+	}
+	_, err := s.Apply(ctx, base, []quota.Check{good, bad})
+	if !errors.Is(err, quota.ErrUnavailable) {
+		t.Fatalf("Apply = %v, want ErrUnavailable", err)
+	}
+	if got := storedCount(t, client, s, base, good); got != 0 {
+		t.Fatalf("the good slot holds %d after the request failed, want 0 (refunded)", got)
+	}
+	if n := counterValue(t, reg, "portcullis_redisstore_refunds_total", "ok"); n != 1 {
+		t.Fatalf("%v refunds, want 1", n)
 	}
 }

@@ -176,9 +176,10 @@ func TestInvalidLimitIsAnErrorNotAPanic(t *testing.T) {
 		limit quota.Limit
 		want  string
 	}{
-		{"zero requests", quota.Limit{Period: time.Second}, "requests must be at least 1"},
+		{"zero-request token bucket", quota.Limit{Period: time.Second, Algorithm: quota.TokenBucket}, "check 0"},
 		{"zero period", quota.Limit{Requests: 1}, "shorter than 1ms"},
 		{"monthly token bucket", quota.Limit{Requests: 1, Monthly: true, Algorithm: quota.TokenBucket}, "calendar month"},
+		{"unknown algorithm", quota.Limit{Requests: 1, Period: time.Second, Algorithm: 9}, "check 0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
