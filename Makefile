@@ -43,8 +43,8 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 20s)
 
 .PHONY: bench
 bench: ## load tests against no-op baselines, and the in-process Go benchmarks
-	$(GO) run ./bench/cmd/loadgen -suite all
-	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+	$(GO) test -run '^$$' -bench Suite -benchtime 1x -timeout 30m ./bench/suite/
+	$(GO) test -run '^$$' -bench . -benchmem $$($(GO) list $(PKGS) | grep -v /bench/suite)
 
 .PHONY: clean
 clean: ## remove build output
