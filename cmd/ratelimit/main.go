@@ -142,8 +142,12 @@ func newApp(ctx context.Context, args []string, lookup func(string) (string, boo
 		return nil, err
 	}
 	mode, _ := rls.ParseFailureMode(a.cfg.Limiter.FailureMode) // validated
+	timeout := a.cfg.Limiter.Timeout
+	if a.cfg.Redis.URL == "" {
+		timeout = 0 // the memory store never blocks: no deadline to keep
+	}
 	svc := rls.New(a.rules, a.store, rls.Options{
-		Timeout:        a.cfg.Limiter.Timeout,
+		Timeout:        timeout,
 		FailureMode:    mode,
 		Shadow:         a.cfg.Limiter.Shadow,
 		NearLimitRatio: a.cfg.Limiter.NearLimitRatio,

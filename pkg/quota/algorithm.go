@@ -33,8 +33,14 @@ type State struct{ A, B int64 }
 func Plan(now time.Time, checks []Check) []Op {
 	ops := make([]Op, len(checks))
 	us := now.UnixMicro()
+	var scratch [160]byte
 	for i, c := range checks {
-		base := "{" + c.Tag + "}" + c.Key + "|" + c.Limit.ID()
+		b := append(scratch[:0], '{')
+		b = append(b, c.Tag...)
+		b = append(b, '}')
+		b = append(b, c.Key...)
+		b = append(b, '|')
+		b = c.Limit.appendID(b)
 		o := Op{
 			Alg:     c.Limit.Algorithm,
 			Limit:   int64(c.Limit.Requests),
@@ -46,21 +52,37 @@ func Plan(now time.Time, checks []Check) []Op {
 		case c.Limit.Monthly:
 			s, e := c.Limit.monthBounds(now)
 			o.Start, o.Length = s.UnixMicro(), e.UnixMicro()-s.UnixMicro()
-			o.Key = base + "|" + strconv.FormatInt(o.Start, 10)
+			o.Key = string(strconv.AppendInt(append(b, '|'), o.Start, 10))
 		case o.Alg == TokenBucket:
 			o.Length = c.Limit.Period.Microseconds()
-			o.Key = base
+			o.Key = string(b)
 		default:
 			o.Length = c.Limit.Period.Microseconds()
 			o.Start = us - mod(us, o.Length)
-			o.Key = base + "|" + strconv.FormatInt(o.Start/o.Length, 10)
+			b = append(b, '|')
+			n := len(b)
+			o.Key = string(strconv.AppendInt(b, o.Start/o.Length, 10))
 			if o.Alg == SlidingWindow {
-				o.PrevKey = base + "|" + strconv.FormatInt(o.Start/o.Length-1, 10)
+				o.PrevKey = string(strconv.AppendInt(b[:n], o.Start/o.Length-1, 10))
 			}
 		}
 		ops[i] = o
 	}
 	return ops
+}
+
+// appendID appends ID's form of the limit to b without allocating.
+func (l Limit) appendID(b []byte) []byte {
+	b = append(b, "fst"[l.Algorithm%3])
+	switch {
+	case l.Monthly:
+		return append(append(b, 'M'), l.loc().String()...)
+	case l.Period%time.Millisecond != 0:
+		// Milliseconds alone would give 1.5ms and 1ms one counter.
+		return append(strconv.AppendInt(b, l.Period.Microseconds(), 10), "us"...)
+	default:
+		return strconv.AppendInt(b, l.Period.Milliseconds(), 10)
+	}
 }
 
 func mod(a, b int64) int64 {

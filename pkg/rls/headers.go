@@ -3,7 +3,6 @@ package rls
 import (
 	"math"
 	"strconv"
-	"strings"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -36,66 +35,68 @@ func rateLimitHeaders(now time.Time, as []applied, denied bool) []*corev3.Header
 	if len(as) == 0 {
 		return nil
 	}
-	var pol, cur strings.Builder
+	pol := make([]byte, 0, 40*len(as))
+	cur := make([]byte, 0, 40*len(as))
 	var retry time.Duration
 	for _, a := range as {
-		if pol.Len() > 0 {
-			pol.WriteString(", ")
+		if len(pol) > 0 {
+			pol = append(pol, ", "...)
 		}
-		pol.WriteString(sfString(a.policy))
-		pol.WriteString(";q=")
-		pol.WriteString(strconv.FormatUint(a.limit.Requests, 10))
-		pol.WriteString(";w=")
-		pol.WriteString(strconv.FormatInt(ceilSeconds(a.limit.Window(now)), 10))
+		pol = appendSFString(pol, a.policy)
+		pol = append(pol, ";q="...)
+		pol = strconv.AppendUint(pol, a.limit.Requests, 10)
+		pol = append(pol, ";w="...)
+		pol = strconv.AppendInt(pol, ceilSeconds(a.limit.Window(now)), 10)
 		if !a.result.Unknown {
-			if cur.Len() > 0 {
-				cur.WriteString(", ")
+			if len(cur) > 0 {
+				cur = append(cur, ", "...)
 			}
-			cur.WriteString(sfString(a.policy))
-			cur.WriteString(";r=")
-			cur.WriteString(strconv.FormatUint(a.result.Remaining, 10))
-			cur.WriteString(";t=")
+			cur = appendSFString(cur, a.policy)
+			cur = append(cur, ";r="...)
+			cur = strconv.AppendUint(cur, a.result.Remaining, 10)
+			cur = append(cur, ";t="...)
 			t := a.result.ResetAfter
 			if a.result.Over && a.result.RetryAfter > 0 {
 				t = a.result.RetryAfter
 			}
-			cur.WriteString(strconv.FormatInt(ceilSeconds(t), 10))
+			cur = strconv.AppendInt(cur, ceilSeconds(t), 10)
 		}
 		if denied && a.enforce && a.result.Over && a.result.RetryAfter > retry {
 			retry = a.result.RetryAfter
 		}
 	}
-	hs := []*corev3.HeaderValue{{Key: "ratelimit-policy", Value: pol.String()}}
-	if cur.Len() > 0 {
-		hs = append(hs, &corev3.HeaderValue{Key: "ratelimit", Value: cur.String()})
+	hs := make([]corev3.HeaderValue, 3)
+	out := make([]*corev3.HeaderValue, 0, 3)
+	hs[0] = corev3.HeaderValue{Key: "ratelimit-policy", Value: string(pol)}
+	out = append(out, &hs[0])
+	if len(cur) > 0 {
+		hs[1] = corev3.HeaderValue{Key: "ratelimit", Value: string(cur)}
+		out = append(out, &hs[1])
 	}
 	if denied && retry > 0 {
-		hs = append(hs, &corev3.HeaderValue{Key: "retry-after", Value: strconv.FormatInt(ceilSeconds(retry), 10)})
+		hs[2] = corev3.HeaderValue{Key: "retry-after", Value: strconv.FormatInt(ceilSeconds(retry), 10)}
+		out = append(out, &hs[2])
 	}
-	return hs
+	return out
 }
 
-// sfString quotes s as a Structured Field String (RFC 8941 §3.3.3): only
-// printable ASCII is allowed, with '"' and '\' escaped; anything else is
-// replaced so a rule name can never break the header.
-func sfString(s string) string {
-	var b strings.Builder
-	b.Grow(len(s) + 2)
-	b.WriteByte('"')
+// appendSFString appends s as a Structured Field String (RFC 8941
+// §3.3.3): only printable ASCII is allowed, with '"' and '\' escaped;
+// anything else is replaced so a rule name can never break the header.
+func appendSFString(b []byte, s string) []byte {
+	b = append(b, '"')
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		switch {
 		case c == '"' || c == '\\':
-			b.WriteByte('\\')
-			b.WriteByte(c)
+			b = append(b, '\\', c)
 		case c < 0x20 || c > 0x7e:
-			b.WriteByte('_')
+			b = append(b, '_')
 		default:
-			b.WriteByte(c)
+			b = append(b, c)
 		}
 	}
-	b.WriteByte('"')
-	return b.String()
+	return append(b, '"')
 }
 
 func ceilSeconds(d time.Duration) int64 {

@@ -29,7 +29,10 @@ type Rules interface {
 type Options struct {
 	// Timeout bounds one request's store step. Envoy's rate-limit filter
 	// gives up after 20 ms by default, so the answer in the failure mode
-	// must come before that. Default 15ms.
+	// must come before that: give a store that does I/O (Redis) about
+	// 15ms. Zero adds no deadline of the service's own (the caller's still
+	// applies): right for the memory store, which never blocks, and saves
+	// a timer per request.
 	Timeout time.Duration
 	// FailureMode applies when the store fails or the deadline passes.
 	FailureMode FailureMode
@@ -59,9 +62,6 @@ var _ rlsv3.RateLimitServiceServer = (*Service)(nil)
 
 // New builds the service over a rule source and a store.
 func New(rs Rules, store quota.Store, opts Options) *Service {
-	if opts.Timeout <= 0 {
-		opts.Timeout = 15 * time.Millisecond
-	}
 	if opts.NearLimitRatio <= 0 || opts.NearLimitRatio >= 1 {
 		opts.NearLimitRatio = 0.8
 	}
@@ -151,10 +151,15 @@ func (s *Service) ShouldRateLimit(ctx context.Context, req *rlsv3.RateLimitReque
 	}
 
 	now := s.opts.Clock()
-	sctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	sctx, cancel := ctx, context.CancelFunc(nil)
+	if s.opts.Timeout > 0 {
+		sctx, cancel = context.WithTimeout(ctx, s.opts.Timeout)
+	}
 	start := time.Now()
 	results, err := s.store.Apply(sctx, now, checks)
-	cancel()
+	if cancel != nil {
+		cancel()
+	}
 	s.m.storeSeconds.Observe(time.Since(start).Seconds())
 	if err != nil {
 		return s.failure(ctx, domain, statuses, err)
