@@ -121,6 +121,9 @@ func (c *overCache) deny(ops []quota.Op) ([]quota.Result, bool) {
 // Keys already remembered are refreshed; the keys of enforced ops that were
 // over, with a wait, are added until that wait ends.
 func (c *overCache) remember(ops []quota.Op, judged []quota.State, allowed bool, res []quota.Result) {
+	if allowed && !c.holdsAny(ops) {
+		return // the common case: nothing to refresh, nothing to add
+	}
 	// A key's stored value is the state the first op touching it was
 	// judged on; later ops saw the earlier ones' tentative charges.
 	stored := make(map[string]int64, 2*len(ops))
@@ -169,6 +172,20 @@ func (c *overCache) remember(ops []quota.Op, judged []quota.State, allowed bool,
 			add(o.PrevKey, o.Now, until)
 		}
 	}
+}
+
+func (c *overCache) holdsAny(ops []quota.Op) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := range ops {
+		if _, ok := c.entries[ops[i].Key]; ok {
+			return true
+		}
+		if _, ok := c.entries[ops[i].PrevKey]; ok && ops[i].PrevKey != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // makeRoom keeps the cache under max: expired entries go first; if too few

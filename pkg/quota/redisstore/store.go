@@ -136,9 +136,12 @@ func (s *Store) Apply(ctx context.Context, now time.Time, checks []quota.Check) 
 		return []quota.Result{}, nil
 	}
 	for i := range checks {
-		if err := checks[i].Limit.Validate(); err != nil {
+		if err := checks[i].Validate(); err != nil {
 			return nil, fmt.Errorf("redisstore: apply: check %d (%q): %w", i, checks[i].Key, err)
 		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, s.fail("deadline", fmt.Errorf("redisstore: apply: %w: %w", quota.ErrUnavailable, context.Cause(ctx)))
 	}
 	ops := quota.Plan(now, checks)
 	s.physicalKeys(ops, checks)

@@ -181,6 +181,12 @@ func TestInvalidLimitIsAnErrorNotAPanic(t *testing.T) {
 		{"monthly token bucket", quota.Limit{Requests: 1, Monthly: true, Algorithm: quota.TokenBucket}, "calendar month"},
 		{"unknown algorithm", quota.Limit{Requests: 1, Period: time.Second, Algorithm: 9}, "check 0"},
 	}
+	t.Run("too many hits", func(t *testing.T) {
+		_, err := s.Apply(context.Background(), base, []quota.Check{{Key: "k", Limit: testLimits[0], Hits: quota.MaxRequests + 1}})
+		if err == nil || errors.Is(err, quota.ErrUnavailable) {
+			t.Fatalf("err = %v, want an error that is not ErrUnavailable", err)
+		}
+	})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := s.Apply(context.Background(), base, []quota.Check{{Key: "k", Limit: tt.limit, Hits: 1}})
