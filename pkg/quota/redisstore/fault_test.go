@@ -103,6 +103,14 @@ func (l *load) finish(t *testing.T) {
 	}
 }
 
+// liveHeap is the heap still reachable after a collection.
+func liveHeap() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
 // waitFor polls cond until it holds or d passes.
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
@@ -138,12 +146,14 @@ func TestKilledRedisFailsWithinDeadlineAndRecovers(t *testing.T) {
 	// Sample goroutines through a stretch of the outage: no per-request
 	// goroutine may pile up behind the dead server.
 	maxGoroutines := 0
+	heapBefore := liveHeap()
 	failed = l.unavailable.Load()
 	waitFor(t, 5*time.Second, "more failures while Redis is down", func() bool {
 		maxGoroutines = max(maxGoroutines, runtime.NumGoroutine())
 		return l.unavailable.Load() > failed+1000
 	})
 	downFor := time.Since(killedAt)
+	heapAfter := liveHeap()
 
 	srv.Restart()
 	restartedAt := time.Now()
@@ -165,9 +175,9 @@ func TestKilledRedisFailsWithinDeadlineAndRecovers(t *testing.T) {
 		}
 	}
 
-	t.Logf("down %s: %d calls failed, at most %s late (a bare timer: %s); goroutines %d while up, at most %d while down; recovered %s after restart",
+	t.Logf("down %s: %d calls failed, at most %s late (a bare timer: %s); goroutines %d while up, at most %d while down; live heap %d then %d KiB; recovered %s after restart",
 		downFor.Round(time.Millisecond), l.unavailable.Load(), time.Duration(l.maxLate.Load()).Round(time.Microsecond),
-		time.Duration(l.control.Load()).Round(time.Microsecond), goroutinesUp, maxGoroutines, recovery.Round(time.Millisecond))
+		time.Duration(l.control.Load()).Round(time.Microsecond), goroutinesUp, maxGoroutines, heapBefore>>10, heapAfter>>10, recovery.Round(time.Millisecond))
 	if late, allowed := time.Duration(l.maxLate.Load()), lateSlack+time.Duration(l.control.Load()); late > allowed {
 		t.Errorf("a call returned %s after its %s deadline; want at most %s (%s, plus %s that a bare timer was late on this machine meanwhile)",
 			late, callDeadline, allowed, lateSlack, time.Duration(l.control.Load()))
@@ -177,6 +187,11 @@ func TestKilledRedisFailsWithinDeadlineAndRecovers(t *testing.T) {
 	// with the number of requests, thousands here.
 	if bound := goroutinesUp + 8*poolSize + 16; maxGoroutines > bound {
 		t.Errorf("goroutines grew from %d to %d while Redis was down; bound %d", goroutinesUp, maxGoroutines, bound)
+	}
+	// Failed requests leave nothing behind: the live heap after a
+	// thousand of them is what it was before, give or take GC noise.
+	if grew := int64(heapAfter) - int64(heapBefore); grew > 4<<20 {
+		t.Errorf("live heap grew by %d KiB over 1000 failed requests", grew>>10)
 	}
 	if n := counterValue(t, reg, "portcullis_redisstore_errors_total", ""); n == 0 {
 		t.Error("no error was counted in portcullis_redisstore_errors_total")
