@@ -27,11 +27,11 @@
 // Keys are Prefix + "{tag}" + counter key + "|" + limit id + "|" + window,
 // as quota.Plan writes them. A check without a Tag is tagged with its Key
 // (Prefix + "{key}{}key|..."), so that a check's keys (a sliding window has
-// two) always share a hash slot. On
-// Cluster, a request whose checks span several slots runs one script call
-// per slot, in one pipeline; each call charges only if its own enforced
-// checks fit. If any call denied (or failed), the calls that charged are
-// undone by a second script:
+// two) always share a hash slot. On Cluster, a request whose checks span
+// several slots runs one script call per slot, in one pipeline; each call
+// charges only if its own enforced checks fit. If any call denied (or
+// failed), the calls that charged are undone by a second script before the
+// caller is answered:
 //
 //   - a counter (fixed or sliding window) loses exactly the hits the call
 //     added, concurrent charges kept;
@@ -50,12 +50,19 @@
 //
 // # Local over-limit cache
 //
-// With Options.LocalCache, a counter that Redis found over its limit is
-// remembered (per key and limit, so an override has its own entry) until
-// the request could next succeed. Later requests that enforce it are denied
-// without a round trip; their other checks are reported with
-// quota.Result.Unknown set, since they were not read. Nothing is charged,
-// as Redis would charge nothing for a denied request.
+// With Options.LocalCache, the stored value of a key that Redis found over
+// a limit is remembered until that request could next succeed, and later
+// requests are judged on it in Go, by quota.Step. Those with an enforced
+// check over on remembered keys are denied without a round trip, and
+// charged nothing, as Redis would charge nothing. Checks on remembered keys
+// get the Result Redis would give (exact while this replica is the only
+// writer, otherwise optimistic); the others are reported with
+// quota.Result.Unknown set, since they were not read. Each check is judged
+// with its own limit and hits, so limit overrides and smaller requests are
+// never denied on another check's account. A remembered value can only be
+// too low (counters grow within their window), so the cache never denies a
+// request that Redis would admit, except one still carrying charges a
+// Cluster refund has since removed.
 //
 // # URLs
 //

@@ -31,10 +31,11 @@ type Options struct {
 	// Apply fails at once with ErrUnavailable rather than queueing behind a
 	// Redis that is not keeping up. Default 4096.
 	QueueSize int
-	// LocalCache remembers, per counter and limit, that Redis said a
-	// request was over until it could next succeed, and denies repeats
-	// without asking Redis: a client hammering a limit it has hit costs no
-	// round trip. Denials from the cache charge nothing, as Redis would not.
+	// LocalCache remembers the counters Redis found over a limit until the
+	// request could next succeed, and denies repeats without asking Redis:
+	// a client hammering a limit it has hit costs no round trip. Denials
+	// from the cache charge nothing, as Redis would not; see the package
+	// documentation for what their Results say.
 	LocalCache bool
 	// LocalCacheSize bounds the local cache's entries. Default 65536.
 	LocalCacheSize int
