@@ -270,8 +270,12 @@ func TestTwoReplicasOnOneRedisAdmitExactlyTheLimit(t *testing.T) {
 	rdb := redistest.Start(t)
 	rules, cat := fixtureDirs(t, limit)
 	url := "redis://" + rdb.Addr()
-	a := start(t, env(nil), "-rules", rules, "-catalog", cat, "-redis", url)
-	b := start(t, env(nil), "-rules", rules, "-catalog", cat, "-redis", url)
+	// A request whose store step misses its deadline is answered in the
+	// failure mode; fail open would count it as admitted. This test is
+	// about counting, so a deadline miss must show as an error instead.
+	strict := env(map[string]string{"PORTCULLIS_LIMITER_TIMEOUT": "5s", "PORTCULLIS_LIMITER_FAILURE_MODE": "unavailable"})
+	a := start(t, strict, "-rules", rules, "-catalog", cat, "-redis", url)
+	b := start(t, strict, "-rules", rules, "-catalog", cat, "-redis", url)
 	var ok, over atomic.Int64
 	var wg sync.WaitGroup
 	for i := 0; i < 64; i++ {
