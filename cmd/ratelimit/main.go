@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	_ "time/tzdata" // policies name time zones; images may have no zoneinfo
 
@@ -171,6 +172,11 @@ func (a *app) newStore(reg prometheus.Registerer) (quota.Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	// go-redis logs through a package-level logger; send its lines (dial
+	// failures while Redis is down) into ours as structured warnings. Its
+	// messages carry addresses, never the password. Set once: it is
+	// go-redis's global, read by its goroutines.
+	redisLogOnce.Do(func() { redis.SetLogger(redisLog{a.log}) })
 	client := redis.NewUniversalClient(opts)
 	a.closers = append(a.closers, client.Close)
 	st := redisstore.New(client, redisstore.Options{
@@ -242,4 +248,13 @@ func (a *app) close() {
 		}
 	}
 	a.closers = nil
+}
+
+var redisLogOnce sync.Once
+
+// redisLog adapts slog to go-redis's logger.
+type redisLog struct{ log *slog.Logger }
+
+func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
+	l.log.WarnContext(ctx, "redis client", slog.String("message", fmt.Sprintf(format, v...)))
 }
