@@ -21,7 +21,7 @@ type ruleset struct {
 
 	mu       sync.Mutex // serialises recompiles
 	files    []rules.File
-	policies []catalog.Policy
+	policies []*catalog.CompiledPolicy
 }
 
 func (r *ruleset) Rules() *rules.Set { return r.cur.Rules() }
@@ -42,16 +42,13 @@ func (r *ruleset) loadFiles(ctx context.Context) error {
 
 // setCatalog recompiles with the policies of a new catalog snapshot.
 func (r *ruleset) setCatalog(s *catalog.Snapshot) error {
-	var pols []catalog.Policy
-	for _, p := range s.Policies() {
-		pols = append(pols, *p.Doc)
-	}
+	pols := s.Policies()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.compile(r.files, pols)
 }
 
-func (r *ruleset) compile(files []rules.File, pols []catalog.Policy) error {
+func (r *ruleset) compile(files []rules.File, pols []*catalog.CompiledPolicy) error {
 	set, err := rules.Compile(files, pols)
 	if err != nil {
 		return fmt.Errorf("compile rules: %w", err)

@@ -34,6 +34,9 @@ descriptors:
   - key: path
     value: /big
     rate_limit: {unit: minute, requests_per_unit: 100}
+  - key: path
+    value: /blocked
+    rate_limit: {unit: minute, requests_per_unit: 0}
 `
 
 const policyDocs = `
@@ -73,11 +76,11 @@ func newFixture(t *testing.T, opts rls.Options) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var pols []catalog.Policy
-	for _, d := range docs {
-		pols = append(pols, *d.Object.(*catalog.Policy))
+	snap, err := catalog.Build(docs)
+	if err != nil {
+		t.Fatal(err)
 	}
-	set, err := rules.Compile([]rules.File{f}, pols)
+	set, err := rules.Compile([]rules.File{f}, snap.Policies())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,6 +199,35 @@ func TestRuleFileLimitTripsAfterItsCountWithHeadersAndMetadata(t *testing.T) {
 	f.now = f.now.Add(time.Minute)
 	if r := f.call(t, "edge", desc("remote_address", "10.0.0.1")); r.GetOverallCode() != rlsv3.RateLimitResponse_OK {
 		t.Errorf("next window: %v", r)
+	}
+}
+
+// TestZeroRequestsPerUnitDeniesEveryRequest: envoyproxy/ratelimit reads
+// requests_per_unit: 0 as "deny". The store must count it, not refuse it,
+// or the request would fall to the failure mode (fail-open by default).
+func TestZeroRequestsPerUnitDeniesEveryRequest(t *testing.T) {
+	f := newFixture(t, rls.Options{FailureMode: rls.FailOpen})
+	for i := range 3 {
+		resp := f.call(t, "edge", desc("path", "/blocked"))
+		st := resp.GetStatuses()[0]
+		if resp.GetOverallCode() != rlsv3.RateLimitResponse_OVER_LIMIT || st.GetCode() != rlsv3.RateLimitResponse_OVER_LIMIT {
+			t.Fatalf("call %d: %v, want OVER_LIMIT", i+1, resp)
+		}
+		if st.GetCurrentLimit().GetRequestsPerUnit() != 0 || st.GetLimitRemaining() != 0 {
+			t.Errorf("call %d: status %v, want a limit of 0 with 0 remaining", i+1, st)
+		}
+		// It can never succeed, so there is no time to retry after.
+		if got := header(resp, "retry-after"); got != "" {
+			t.Errorf("call %d: Retry-After = %q, want none", i+1, got)
+		}
+		md := resp.GetDynamicMetadata().AsMap()
+		if md["rule"] != "edge.path_/blocked" || md["failure_mode"] != nil {
+			t.Errorf("call %d: metadata %v, want the rule that tripped and no failure mode", i+1, md)
+		}
+		f.now = f.now.Add(time.Minute)
+	}
+	if n := countMetric(t, f.reg, "portcullis_ratelimit_store_errors_total", "mode", rls.FailOpen.String()); n != 0 {
+		t.Errorf("store errors = %v, want 0", n)
 	}
 }
 

@@ -22,11 +22,14 @@
 //     envoyproxy/ratelimit's cache_key.go builds them, minus the time window,
 //     which quota.Plan appends.
 //
-//   - Portcullis Policy documents, served in the domain "portcullis" from the
-//     descriptors the shipped EnvoyFilter builds out of authz's dynamic
-//     metadata: ("policy_scope", s), ("counter", c), ("policy", p) and
-//     optionally ("group", g). A descriptor that does not fit resolves to no
-//     limit with an outcome of its own, never to an error.
+//   - Portcullis Policy documents, as catalog.Build compiled them
+//     (catalog.CompiledPolicy: the one place a Policy is validated and given
+//     its meaning), served in the domain "portcullis" from the descriptors
+//     the shipped EnvoyFilter builds out of authz's dynamic metadata:
+//     ("policy_scope", s), ("counter", c), ("policy", p) and optionally
+//     ("group", g). Each group counts its limits plus the policy's burst, as
+//     CompiledPolicy.LimitsFor says. A descriptor that does not fit resolves
+//     to no limit with an outcome of its own, never to an error.
 //
 // Metric cardinality: a Rule's Name comes from configuration only (the
 // rule's name, its configuration path, or the policy name), never from a

@@ -108,13 +108,11 @@ var unitPeriods = map[rlsv3.RateLimitResponse_RateLimit_Unit]time.Duration{
 }
 
 // ruleLimit is the limit a rule file's requests_per_unit, unit and
-// multiplier describe. Zero requests is a valid rule there (it denies every
-// request), so only the period is checked against what quota can count.
+// multiplier describe, in a fixed window as envoyproxy/ratelimit counts.
+// Zero requests is a valid rule there and in quota: it denies every request.
 func ruleLimit(requests uint32, period time.Duration, multiplier uint32) (quota.Limit, error) {
 	l := quota.Limit{Requests: uint64(requests), Period: period * time.Duration(multiplier), Algorithm: quota.FixedWindow}
-	probe := l
-	probe.Requests = max(probe.Requests, 1)
-	if err := probe.Validate(); err != nil {
+	if err := l.Validate(); err != nil {
 		return quota.Limit{}, err
 	}
 	return l, nil

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -15,7 +14,6 @@ import (
 
 	rlv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/common/ratelimit/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
-	"go.yaml.in/yaml/v3"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/portcullis-dev/portcullis/pkg/catalog"
@@ -27,7 +25,8 @@ var update = flag.Bool("update", false, "rewrite the want sections of testdata/*
 // "-- name --" lines.
 //
 //	-- rules/NAME.yaml --  a rule file (several allowed; parsed in order)
-//	-- policies.yaml --    catalog Policy documents (multi-document YAML)
+//	-- policies.yaml --    catalog Policy documents (multi-document YAML),
+//	                       loaded through catalog.Decode and catalog.Build
 //	-- error --            compiling must fail with every line as a substring
 //	-- requests --         one request per line: "domain: desc | desc ...";
 //	                       a desc is space-separated "key=value" entries
@@ -89,23 +88,29 @@ func (a archive) get(name string) (string, bool) {
 	return "", false
 }
 
-// decodePolicies reads catalog Policy documents strictly, as the catalog
-// loader will.
-func decodePolicies(data string) ([]catalog.Policy, error) {
-	dec := yaml.NewDecoder(strings.NewReader(data))
-	dec.KnownFields(true)
-	var out []catalog.Policy
-	for {
-		var p catalog.Policy
-		err := dec.Decode(&p)
-		if errors.Is(err, io.EOF) {
-			return out, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, p)
+// loadPolicies loads catalog Policy documents as the binaries do: decoded
+// strictly and compiled by catalog.Build, whose problems name file and line.
+// A Policy's validation lives there; pkg/catalog/testdata/cases holds its
+// cases.
+func loadPolicies(data string) ([]*catalog.CompiledPolicy, error) {
+	docs, err := catalog.Decode("policies.yaml", []byte(data))
+	if err != nil {
+		return nil, err
 	}
+	snap, err := catalog.Build(docs)
+	if err != nil {
+		return nil, err
+	}
+	return snap.Policies(), nil
+}
+
+// archivePolicies loads the archive's policies.yaml, if any.
+func archivePolicies(a archive) ([]*catalog.CompiledPolicy, error) {
+	data, ok := a.get("policies.yaml")
+	if !ok {
+		return nil, nil
+	}
+	return loadPolicies(data)
 }
 
 // compileArchive parses the archive's rule files and policies and compiles
@@ -124,13 +129,9 @@ func compileArchive(a archive) (*Set, []File, error) {
 		}
 		files = append(files, f)
 	}
-	var policies []catalog.Policy
-	if data, ok := a.get("policies.yaml"); ok {
-		ps, err := decodePolicies(data)
-		if err != nil {
-			return nil, nil, fmt.Errorf("policies.yaml: %w", err)
-		}
-		policies = ps
+	policies, err := archivePolicies(a)
+	if err != nil {
+		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
 		return nil, nil, errors.Join(errs...)

@@ -89,8 +89,7 @@ func fuzzSet(t testing.TB) (*Set, *refConfig) {
 			roots = append(roots, r)
 		}
 	}
-	data, _ := a.get("policies.yaml")
-	policies, err := decodePolicies(data)
+	policies, err := archivePolicies(a)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	rlv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/common/ratelimit/v3"
 
@@ -22,11 +21,10 @@ const (
 )
 
 // DefaultGroup names the limits that apply when no condition group matched.
-const DefaultGroup = "default"
+const DefaultGroup = catalog.DefaultGroup
 
-var policyScopes = [...]string{"subscription", "application", "api", "resource"}
-
-// policyDef is a compiled Policy: one prepared Rule per group.
+// policyDef is a compiled Policy as the portcullis domain serves it: one
+// prepared Rule per group.
 type policyDef struct {
 	scope  string
 	groups map[string]*groupDef
@@ -37,31 +35,31 @@ type groupDef struct {
 	keyPrefix string // "portcullis|scope|policy|group|"
 }
 
-func compilePolicies(ps []catalog.Policy) (map[string]*policyDef, error) {
+// compilePolicies prepares the catalog's compiled policies for Resolve.
+// What a Policy means (its limits, burst, groups, stopOnQuotaReach) is
+// decided once, by catalog.Build, which reports a bad document with file and
+// line; this only checks what Resolve itself relies on, so that a
+// CompiledPolicy made by hand rather than by catalog.Build cannot produce a
+// rule with no limits or one that every store would refuse.
+func compilePolicies(ps []*catalog.CompiledPolicy) (map[string]*policyDef, error) {
 	out := make(map[string]*policyDef, len(ps))
-	seen := make(map[string]bool, len(ps))
 	var errs []error
-	for i := range ps {
-		p := &ps[i]
-		name := p.Metadata.Name
-		if name == "" {
-			errs = append(errs, fmt.Errorf("policy #%d: metadata.name is empty", i+1))
-			continue
-		}
-		if seen[name] {
-			errs = append(errs, fmt.Errorf("policy %q: defined twice", name))
-			continue
-		}
-		seen[name] = true
-		pd, err := compilePolicy(name, &p.Spec)
-		if err != nil {
-			// One line per problem, each naming the policy.
-			for _, e := range leaves(err) {
-				errs = append(errs, fmt.Errorf("policy %q: %w", name, e))
+	for i, p := range ps {
+		switch {
+		case p == nil:
+			errs = append(errs, fmt.Errorf("policy #%d is nil", i+1))
+		case p.Name == "":
+			errs = append(errs, fmt.Errorf("policy #%d has no name", i+1))
+		case out[p.Name] != nil:
+			errs = append(errs, fmt.Errorf("policy %q: given twice", p.Name))
+		default:
+			pd, err := compilePolicy(p)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("policy %q: %w", p.Name, err))
+				continue
 			}
-			continue
+			out[p.Name] = pd
 		}
-		out[name] = pd
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -69,50 +67,42 @@ func compilePolicies(ps []catalog.Policy) (map[string]*policyDef, error) {
 	return out, nil
 }
 
-func compilePolicy(name string, spec *catalog.PolicySpec) (*policyDef, error) {
-	var errs []error
-	if !validScope(spec.Scope) {
-		errs = append(errs, fmt.Errorf("spec.scope: %q is not one of subscription, application, api, resource", spec.Scope))
+// compilePolicy builds one Rule template per group: the default limits and
+// each condition group's, each with the burst counted beside them, as
+// catalog.CompiledPolicy documents (and LimitsFor returns).
+func compilePolicy(p *catalog.CompiledPolicy) (*policyDef, error) {
+	scope := p.Scope.String()
+	if !knownScope(scope) {
+		return nil, fmt.Errorf("scope %s is not one of subscription, application, api, resource", scope)
 	}
-	var burst *Limit
-	if b := spec.Burst; b != nil {
-		l, err := compileLimit(catalog.LimitSpec{Requests: b.Requests, Per: b.Per}, "spec.burst")
-		if err != nil {
-			errs = append(errs, err)
-		} else if l.Monthly {
-			errs = append(errs, errors.New("spec.burst.per: a burst cannot be per month"))
-		} else {
-			burst = &Limit{Label: "burst", Limit: l}
+	pd := &policyDef{scope: scope, groups: make(map[string]*groupDef, len(p.Groups)+1)}
+	add := func(group string, limits []quota.Limit) error {
+		switch {
+		case group == "" || strings.Contains(group, "|"):
+			return fmt.Errorf("group %q cannot name a counter", group)
+		case pd.groups[group] != nil:
+			return fmt.Errorf("group %q given twice", group)
+		case len(limits) == 0:
+			return fmt.Errorf("group %q has no limits", group)
 		}
-	}
-	// stopOnQuotaReach: false counts and reports without ever denying.
-	shadow := spec.StopOnQuotaReach != nil && !*spec.StopOnQuotaReach
-	pd := &policyDef{scope: spec.Scope, groups: make(map[string]*groupDef, len(spec.ConditionGroups)+1)}
-	add := func(group, field string, specs []catalog.LimitSpec) {
-		limits, err := compileLimits(specs, field, burst)
+		labelled, err := labelLimits(limits, p.Burst)
 		if err != nil {
-			errs = append(errs, err)
-			return
+			return fmt.Errorf("group %q: %w", group, err)
 		}
 		pd.groups[group] = &groupDef{
-			template:  Rule{Name: name, Scope: spec.Scope, Policy: name, Group: group, Shadow: shadow, Limits: limits},
-			keyPrefix: PortcullisDomain + "|" + spec.Scope + "|" + name + "|" + group + "|",
+			template: Rule{Name: p.Name, Scope: scope, Policy: p.Name, Group: group,
+				Shadow: !p.StopOnQuotaReach, Limits: labelled},
+			keyPrefix: PortcullisDomain + "|" + scope + "|" + p.Name + "|" + group + "|",
 		}
+		return nil
 	}
-	add(DefaultGroup, "spec.limits", spec.Limits)
-	for i, g := range spec.ConditionGroups {
-		field := fmt.Sprintf("spec.conditionGroups[%d]", i)
-		switch {
-		case g.Description == "":
-			errs = append(errs, fmt.Errorf("%s.description is empty; it names the group in descriptors and counters", field))
-		case g.Description == DefaultGroup:
-			errs = append(errs, fmt.Errorf("%s.description %q is reserved for the policy's own limits", field, DefaultGroup))
-		case strings.Contains(g.Description, "|"):
-			errs = append(errs, fmt.Errorf("%s.description %q contains '|', which separates counter key parts", field, g.Description))
-		case pd.groups[g.Description] != nil:
-			errs = append(errs, fmt.Errorf("%s.description %q is not unique in the policy", field, g.Description))
-		default:
-			add(g.Description, field+".limits", g.Limits)
+	var errs []error
+	if err := add(DefaultGroup, p.Limits); err != nil {
+		errs = append(errs, err)
+	}
+	for _, g := range p.Groups {
+		if err := add(g.Description, g.Limits); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if len(errs) > 0 {
@@ -121,104 +111,73 @@ func compilePolicy(name string, spec *catalog.PolicySpec) (*policyDef, error) {
 	return pd, nil
 }
 
-// leaves flattens joined errors.
-func leaves(err error) []error {
-	j, ok := err.(interface{ Unwrap() []error })
-	if !ok {
-		return []error{err}
-	}
-	var out []error
-	for _, e := range j.Unwrap() {
-		out = append(out, leaves(e)...)
-	}
-	return out
-}
-
-func validScope(s string) bool {
-	for _, v := range policyScopes {
-		if s == v {
-			return true
-		}
-	}
-	return false
-}
-
-// compileLimits compiles one group's limits and appends the burst. Two limits
-// with the same window and algorithm would share a counter, so that is an
-// error. Labels: "default" for a single limit, else the limit's "per" (with
-// the algorithm when two limits share a "per"), and "burst".
-func compileLimits(specs []catalog.LimitSpec, field string, burst *Limit) ([]Limit, error) {
-	if len(specs) == 0 {
-		return nil, fmt.Errorf("%s: at least one limit is required", field)
-	}
-	out := make([]Limit, 0, len(specs)+1)
-	var errs []error
-	for i, s := range specs {
-		l, err := compileLimit(s, fmt.Sprintf("%s[%d]", field, i))
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		out = append(out, Limit{Label: s.Per, Limit: l})
-	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+// labelLimits names one group's limits for headers, metadata and metrics:
+// "default" for a single limit, else the period ("1m", "month"), with the
+// algorithm when two limits share a period; and "burst" for the burst,
+// appended last. The label is derived from the compiled limit, so "60s" and
+// "1m" in a document get the same one.
+func labelLimits(limits []quota.Limit, burst *quota.Limit) ([]Limit, error) {
+	out := make([]Limit, 0, len(limits)+1)
+	for _, l := range limits {
+		out = append(out, Limit{Label: periodLabel(l), Limit: l})
 	}
 	if len(out) == 1 {
 		out[0].Label = "default"
 	} else {
-		for i := range out {
-			for j := range out {
-				if i != j && specs[i].Per == specs[j].Per {
-					out[i].Label = specs[i].Per + "-" + out[i].Limit.Algorithm.String()
-				}
-			}
-		}
+		disambiguate(out, func(l quota.Limit) string { return l.Algorithm.String() })
+		// Only calendar months in different time zones are left.
+		disambiguate(out, func(l quota.Limit) string { return l.Location.String() })
 	}
 	if burst != nil {
-		out = append(out, *burst)
+		out = append(out, Limit{Label: "burst", Limit: *burst})
 	}
-	for i := range out {
-		for j := 0; j < i; j++ {
-			if out[i].Limit.ID() == out[j].Limit.ID() {
-				return nil, fmt.Errorf("%s: limits %q and %q count over the same window with the same algorithm and would share a counter", field, out[j].Label, out[i].Label)
-			}
+	for _, l := range out {
+		if err := l.Limit.Validate(); err != nil {
+			return nil, fmt.Errorf("limit %s: %w", l.Label, err)
 		}
 	}
 	return out, nil
 }
 
-// compileLimit reads one limit: "per" is a Go duration or "month", a
-// calendar month in timeZone (UTC when empty).
-func compileLimit(s catalog.LimitSpec, field string) (quota.Limit, error) {
-	alg, err := quota.ParseAlgorithm(s.Algorithm)
-	if err != nil {
-		return quota.Limit{}, fmt.Errorf("%s.algorithm: %w", field, err)
+// disambiguate appends "-" + suffix(limit) to every label that another limit
+// shares.
+func disambiguate(ls []Limit, suffix func(quota.Limit) string) {
+	n := make(map[string]int, len(ls))
+	for _, l := range ls {
+		n[l.Label]++
 	}
-	l := quota.Limit{Requests: s.Requests, Algorithm: alg}
-	switch {
-	case s.Per == "month":
-		l.Monthly = true
-		if s.TimeZone != "" {
-			loc, err := time.LoadLocation(s.TimeZone)
-			if err != nil {
-				return quota.Limit{}, fmt.Errorf("%s.timeZone: %w", field, err)
-			}
-			l.Location = loc
+	for i := range ls {
+		if n[ls[i].Label] > 1 {
+			ls[i].Label += "-" + suffix(ls[i].Limit)
 		}
-	case s.TimeZone != "":
-		return quota.Limit{}, fmt.Errorf("%s.timeZone: applies only to per: month, not per: %q", field, s.Per)
-	default:
-		d, err := time.ParseDuration(s.Per)
-		if err != nil {
-			return quota.Limit{}, fmt.Errorf("%s.per: want a Go duration such as 1m or \"month\": %w", field, err)
+	}
+}
+
+// periodLabel is "month" for a calendar month, else the period in Go's
+// duration syntax without zero units: "1m", not "1m0s".
+func periodLabel(l quota.Limit) string {
+	if l.Monthly {
+		return "month"
+	}
+	s := l.Period.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
+}
+
+// knownScope reports whether s names a catalog scope, without allocating:
+// Resolve calls it for every portcullis descriptor.
+func knownScope(s string) bool {
+	for sc := catalog.ScopeSubscription; sc <= catalog.ScopeResource; sc++ {
+		if sc.String() == s {
+			return true
 		}
-		l.Period = d
 	}
-	if err := l.Validate(); err != nil {
-		return quota.Limit{}, fmt.Errorf("%s: %w", field, err)
-	}
-	return l, nil
+	return false
 }
 
 // The entries a portcullis descriptor must carry, as bits.
@@ -278,7 +237,7 @@ func (s *Set) resolvePolicy(entries []*rlv3.RateLimitDescriptor_Entry, res *Reso
 		seen |= bit
 		*dst = e.GetValue()
 	}
-	if seen&required != required || !validScope(scope) {
+	if seen&required != required || !knownScope(scope) {
 		res.Outcome = BadDescriptor
 		return
 	}

@@ -36,7 +36,9 @@ type refConfig struct {
 	policies map[string]catalog.Policy
 }
 
-func newRefConfig(roots []*yamlRoot, policies []catalog.Policy) *refConfig {
+// newRefConfig reads the policies' documents as written (Doc), not the
+// compiled values Compile takes, so that the two are independent.
+func newRefConfig(roots []*yamlRoot, policies []*catalog.CompiledPolicy) *refConfig {
 	c := &refConfig{domains: map[string]*refDescriptor{}}
 	for _, r := range roots {
 		d := &refDescriptor{descriptors: map[string]*refDescriptor{}}
@@ -46,7 +48,7 @@ func newRefConfig(roots []*yamlRoot, policies []catalog.Policy) *refConfig {
 	if len(policies) > 0 {
 		c.policies = map[string]catalog.Policy{}
 		for _, p := range policies {
-			c.policies[p.Metadata.Name] = p
+			c.policies[p.Doc.Metadata.Name] = *p.Doc
 		}
 	}
 	return c
@@ -302,13 +304,9 @@ func checkAgainstReference(t *testing.T, a archive, requests string) {
 			roots = append(roots, r)
 		}
 	}
-	var policies []catalog.Policy
-	if data, ok := a.get("policies.yaml"); ok {
-		ps, err := decodePolicies(data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		policies = ps
+	policies, err := archivePolicies(a)
+	if err != nil {
+		t.Fatal(err)
 	}
 	set, _, err := compileArchive(a)
 	if err != nil {

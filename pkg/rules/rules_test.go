@@ -1,17 +1,14 @@
 package rules
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	rlv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/common/ratelimit/v3"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/portcullis-dev/portcullis/pkg/catalog"
 )
@@ -186,34 +183,11 @@ func TestTheShippedExamplesCompile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, err := os.ReadFile(filepath.Join("..", "..", "examples", "catalog", "catalog.yaml"))
+	snap, err := catalog.LoadPath(context.Background(), filepath.Join("..", "..", "examples", "catalog", "catalog.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var policies []catalog.Policy
-	dec := yaml.NewDecoder(bytes.NewReader(raw))
-	for {
-		var doc yaml.Node
-		if err := dec.Decode(&doc); errors.Is(err, io.EOF) {
-			break
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		var head struct {
-			Kind string `yaml:"kind"`
-		}
-		if err := doc.Decode(&head); err != nil {
-			t.Fatal(err)
-		}
-		if head.Kind != catalog.KindPolicy {
-			continue
-		}
-		var p catalog.Policy
-		if err := doc.Decode(&p); err != nil {
-			t.Fatal(err)
-		}
-		policies = append(policies, p)
-	}
+	policies := snap.Policies()
 	if len(files) == 0 || len(policies) == 0 {
 		t.Fatalf("examples hold %d rule files and %d policies; want some of each", len(files), len(policies))
 	}

@@ -135,14 +135,14 @@ type domainRules struct {
 	replaces bool
 }
 
-// Compile builds a Set from parsed rule files and Policy documents. A domain
-// defined in two files is an error, as envoyproxy/ratelimit's default
-// (MERGE_DOMAIN_CONFIG=false) has it; merging is not supported. A rule file
-// for the domain "portcullis" is an error while Policy documents are loaded.
-// Policy documents are checked here as far as limits go (durations,
-// algorithms, time zones, unique group descriptions); the catalog validates
-// their references.
-func Compile(files []File, policies []catalog.Policy) (*Set, error) {
+// Compile builds a Set from parsed rule files and the catalog's compiled
+// policies (catalog.Snapshot.Policies). A domain defined in two files is an
+// error, as envoyproxy/ratelimit's default (MERGE_DOMAIN_CONFIG=false) has
+// it; merging is not supported. A rule file for the domain "portcullis" is
+// an error while policies are loaded. Policies are taken as catalog.Build
+// compiled them, which is where a Policy document is validated and given
+// its meaning; Compile rejects only values that Resolve could not serve.
+func Compile(files []File, policies []*catalog.CompiledPolicy) (*Set, error) {
 	s := &Set{domains: make(map[string]*domainRules, len(files))}
 	owner := make(map[string]string, len(files))
 	var errs []error
