@@ -66,11 +66,25 @@ func (b *builder) limit(d *Document, field string, ls LimitSpec) (quota.Limit, b
 	if !ok {
 		return quota.Limit{}, false
 	}
-	if err := l.Validate(); err != nil {
+	if err := policyLimit(l); err != nil {
 		b.add(d, field, err)
 		return quota.Limit{}, false
 	}
 	return l, true
+}
+
+// errZeroRequests: a rule file's requests_per_unit: 0 denies everything, as
+// envoyproxy/ratelimit's does, and quota counts it so; in a Policy it is
+// almost always a typo, and an application is cut off with a BLOCKED
+// subscription, which says so in the analytics, not with a zero tier.
+var errZeroRequests = errors.New("requests must be at least 1 (block an application with its subscription's state: BLOCKED)")
+
+// policyLimit is quota's validation plus the Policy-only rule above.
+func policyLimit(l quota.Limit) error {
+	if l.Requests == 0 {
+		return errZeroRequests
+	}
+	return l.Validate()
 }
 
 func (b *builder) limits(d *Document, field string, specs []LimitSpec) ([]quota.Limit, bool) {
@@ -137,7 +151,7 @@ func (b *builder) policy(d *Document) {
 			ok = false
 		default:
 			l.Period = per
-			if err := l.Validate(); err != nil {
+			if err := policyLimit(l); err != nil {
 				b.add(d, "spec.burst", err)
 				ok = false
 			}
