@@ -18,8 +18,13 @@ type metrics struct {
 	storeSeconds                     prometheus.Histogram
 	decisions                        *prometheus.CounterVec
 
-	byRule sync.Map // domain+"\x00"+rule → *ruleCounters
+	mu     sync.RWMutex
+	byRule map[ruleKey]*ruleCounters
 }
+
+// ruleKey indexes the per-rule counters without building a string per
+// request.
+type ruleKey struct{ domain, rule string }
 
 type ruleCounters struct {
 	hits, over, near, within, shadow prometheus.Counter
@@ -31,6 +36,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: name, Help: help}, []string{"domain", "rule"})
 	}
 	m := &metrics{
+		byRule: make(map[ruleKey]*ruleCounters),
 		hits:   byRule("hits_total", "Hits counted against a rule or policy (the sum of hits_addend)."),
 		over:   byRule("over_limit_total", "Checks that found a rule or policy over its limit and were enforced."),
 		near:   byRule("near_limit_total", "Checks within the limit but past the near-limit ratio."),
@@ -57,19 +63,27 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 }
 
 func (m *metrics) rule(domain, rule string) *ruleCounters {
-	key := domain + "\x00" + rule
-	if c, ok := m.byRule.Load(key); ok {
-		return c.(*ruleCounters)
+	key := ruleKey{domain, rule}
+	m.mu.RLock()
+	c, ok := m.byRule[key]
+	m.mu.RUnlock()
+	if ok {
+		return c
 	}
-	c := &ruleCounters{
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if c, ok := m.byRule[key]; ok {
+		return c
+	}
+	c = &ruleCounters{
 		hits:   m.hits.WithLabelValues(domain, rule),
 		over:   m.over.WithLabelValues(domain, rule),
 		near:   m.near.WithLabelValues(domain, rule),
 		within: m.within.WithLabelValues(domain, rule),
 		shadow: m.shadow.WithLabelValues(domain, rule),
 	}
-	actual, _ := m.byRule.LoadOrStore(key, c)
-	return actual.(*ruleCounters)
+	m.byRule[key] = c
+	return c
 }
 
 func (m *metrics) outcome(o rules.Outcome) {

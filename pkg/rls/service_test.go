@@ -66,13 +66,18 @@ type fixture struct {
 	reg *prometheus.Registry
 }
 
-func newFixture(t *testing.T, opts rls.Options) *fixture {
+func newFixture(t testing.TB, opts rls.Options) *fixture {
 	t.Helper()
-	f, err := rules.ParseFile("edge.yaml", []byte(ruleFile))
+	return newFixtureWith(t, ruleFile, policyDocs, opts)
+}
+
+func newFixtureWith(t testing.TB, ruleYAML, policyYAML string, opts rls.Options) *fixture {
+	t.Helper()
+	f, err := rules.ParseFile("edge.yaml", []byte(ruleYAML))
 	if err != nil {
 		t.Fatal(err)
 	}
-	docs, err := catalog.Decode("policies.yaml", []byte(policyDocs))
+	docs, err := catalog.Decode("policies.yaml", []byte(policyYAML))
 	if err != nil {
 		t.Fatal(err)
 	}
