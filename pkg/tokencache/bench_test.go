@@ -71,3 +71,24 @@ func BenchmarkHitParallel(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkNegativeHit is a remembered refusal: a client retrying a bad
+// token in a loop.
+func BenchmarkNegativeHit(b *testing.B) {
+	v := tokencache.VerifierFunc(func(context.Context, string) (*identity.Token, error) {
+		return nil, fmt.Errorf("introspect: %w: token is not active", identity.ErrInvalid)
+	})
+	c, err := tokencache.New(v, catalog.TokenCachePolicy{NegativeTTL: time.Hour}, tokencache.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	const tok = "0123456789012345678901234567890123456789012"
+	_, _ = c.Verify(ctx, tok)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.Verify(ctx, tok); err == nil {
+			b.Fatal("accepted")
+		}
+	}
+}
