@@ -19,6 +19,11 @@ import (
 	"github.com/portcullis-dev/portcullis/pkg/identity"
 )
 
+// clockLead puts test clocks ahead of the provider's, so that a token
+// issued a few seconds after the clock was made is not from the future:
+// the provider floors iat to the second, and the clock stands still.
+const clockLead = 5 * time.Second
+
 // clock is a test clock: tokens' times and the refresh cooldowns are
 // judged by it, and only the test moves it.
 type clock struct{ ns atomic.Int64 }
@@ -94,7 +99,7 @@ func forge(t testing.TB, key any, alg jose.SignatureAlgorithm, header map[jose.H
 }
 
 // unsigned builds an alg "none" token, which go-jose refuses to make.
-func unsigned(t testing.TB, header, claims map[string]any) string {
+func unsigned(t testing.TB, header map[string]any, claims any) string {
 	t.Helper()
 	h, err := json.Marshal(header)
 	if err != nil {

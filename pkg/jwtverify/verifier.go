@@ -278,13 +278,16 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*identity.Token, err
 
 // parsed is a token taken apart before anything about it is trusted.
 type parsed struct {
-	jws *jose.JSONWebSignature
-	iss string // unverified
+	jws    *jose.JSONWebSignature
+	claims map[string]any // unverified until go-oidc has checked the signature
+	iss    string         // unverified
 }
 
 // parse takes raw apart with go-jose without verifying anything, and
-// reads the unverified iss, which chooses the verifier and lets a token
-// from another issuer be refused before any key is looked up.
+// decodes its claims: the unverified iss chooses the verifier and lets a
+// token from another issuer be refused before any key is looked up, and
+// once the signature over these same bytes has been verified the claims
+// are the token's, so they are decoded only once.
 func parse(raw string) (*parsed, error) {
 	if len(raw) > MaxTokenBytes {
 		return nil, invalid(ReasonMalformed, "longer than %d bytes", MaxTokenBytes)
@@ -296,19 +299,29 @@ func parse(raw string) (*parsed, error) {
 	if len(jws.Signatures) != 1 {
 		return nil, invalid(ReasonMalformed, "not exactly one signature")
 	}
-	var claims struct {
-		Issuer json.RawMessage `json:"iss"`
-	}
-	if err := json.Unmarshal(jws.UnsafePayloadWithoutVerification(), &claims); err != nil {
+	payload := jws.UnsafePayloadWithoutVerification()
+	var claims map[string]any
+	if !isObject(payload) || json.Unmarshal(payload, &claims) != nil {
 		return nil, invalid(ReasonMalformed, "the payload is not a JSON object")
 	}
-	var iss string
-	if len(claims.Issuer) > 0 {
-		if err := json.Unmarshal(claims.Issuer, &iss); err != nil {
-			return nil, invalid(ReasonMalformed, "iss is not a string")
-		}
+	iss, ok := claims["iss"].(string)
+	if _, present := claims["iss"]; present && !ok {
+		return nil, invalid(ReasonMalformed, "iss is not a string")
 	}
-	return &parsed{jws: jws, iss: iss}, nil
+	return &parsed{jws: jws, claims: claims, iss: iss}, nil
+}
+
+// isObject reports whether a JSON text starts as an object; null, an
+// array or a string would decode into a struct without error.
+func isObject(b []byte) bool {
+	for _, c := range b {
+		switch c {
+		case ' ', '\t', '\n', '\r':
+			continue
+		}
+		return c == '{'
+	}
+	return false
 }
 
 // UnverifiedIssuer returns the iss of a JWT without verifying anything,
@@ -348,10 +361,7 @@ func (v *Verifier) verify(ctx context.Context, raw string, p *parsed) (*identity
 		return nil, invalid(ReasonMalformed, "claims of the wrong type")
 	}
 
-	var claims map[string]any
-	if err := idt.Claims(&claims); err != nil {
-		return nil, invalid(ReasonMalformed, "claims are not a JSON object")
-	}
+	claims := p.claims
 	if !v.audienceOK(idt.Audience) {
 		return nil, invalid(ReasonAudience, "want one of %s", strings.Join(v.audiences, ", "))
 	}

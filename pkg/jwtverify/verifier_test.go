@@ -23,7 +23,7 @@ import (
 
 func TestProviderTokensVerifyAndYieldTheirClaims(t *testing.T) {
 	p := idptest.Start(t)
-	c := newClock(time.Now())
+	c := newClock(time.Now().Add(clockLead))
 	cases := []struct {
 		name    string
 		client  string
@@ -76,7 +76,7 @@ func TestProviderTokensVerifyAndYieldTheirClaims(t *testing.T) {
 
 func TestRefusesAlgNone(t *testing.T) {
 	p := idptest.Start(t)
-	c := newClock(time.Now())
+	c := newClock(time.Now().Add(clockLead))
 	// Even listed, "none" is dropped from the allow-list.
 	v := newVerifier(t, p, c, func(j *catalog.JWTVerification) { j.Algorithms = append(j.Algorithms, "none") }, Options{})
 	raw := unsigned(t,
@@ -91,7 +91,7 @@ func TestRefusesAlgNone(t *testing.T) {
 
 func TestRefusesHS256SignedWithTheRSAPublicKey(t *testing.T) {
 	p := idptest.Start(t)
-	c := newClock(time.Now())
+	c := newClock(time.Now().Add(clockLead))
 	v := newVerifier(t, p, c, func(j *catalog.JWTVerification) { j.Algorithms = append(j.Algorithms, "HS256") }, Options{})
 	// Prime the key cache with a good token, so that the forged one meets
 	// the RSA key it names.
@@ -123,7 +123,7 @@ func TestRefusesHS256SignedWithTheRSAPublicKey(t *testing.T) {
 
 func TestRefusesExpiredTokenBeyondClockSkew(t *testing.T) {
 	p := idptest.Start(t)
-	c := newClock(time.Now())
+	c := newClock(time.Now().Add(clockLead))
 	v := newVerifier(t, p, c, func(j *catalog.JWTVerification) { j.ClockSkew = 30 * time.Second }, Options{})
 	raw := token(t, p, idptest.ClientRS256, "")
 	tok, err := v.Verify(context.Background(), raw)
@@ -158,7 +158,7 @@ func TestRefusesExpiredTokenBeyondClockSkew(t *testing.T) {
 
 func TestRefusesTokenBeforeItsNotBefore(t *testing.T) {
 	p := idptest.Start(t)
-	c := newClock(time.Now())
+	c := newClock(time.Now().Add(clockLead))
 	v := newVerifier(t, p, c, func(j *catalog.JWTVerification) { j.ClockSkew = 10 * time.Second }, Options{})
 	key := p.Key(t, "RS256")
 	cases := []struct {
@@ -190,7 +190,7 @@ func TestRefusesTokenBeforeItsNotBefore(t *testing.T) {
 
 func TestRefusesTokenIssuedInTheFutureOrWithoutExpiry(t *testing.T) {
 	p := idptest.Start(t)
-	c := newClock(time.Now())
+	c := newClock(time.Now().Add(clockLead))
 	v := newVerifier(t, p, c, nil, Options{})
 	key := p.Key(t, "ES256")
 	cases := []struct {
@@ -215,7 +215,7 @@ func TestRefusesTokenIssuedInTheFutureOrWithoutExpiry(t *testing.T) {
 
 func TestRefusesWrongIssuer(t *testing.T) {
 	p := idptest.Start(t)
-	c := newClock(time.Now())
+	c := newClock(time.Now().Add(clockLead))
 	v := newVerifier(t, p, c, nil, Options{})
 	claims := goodClaims(p, c.Now())
 	claims["iss"] = "https://evil.example"
@@ -228,7 +228,7 @@ func TestRefusesWrongIssuer(t *testing.T) {
 
 func TestRefusesWrongAudience(t *testing.T) {
 	p := idptest.Start(t)
-	c := newClock(time.Now())
+	c := newClock(time.Now().Add(clockLead))
 	// Trusts only the ES256 resource: a token for the RS256 one is for
 	// another API.
 	v := newVerifier(t, p, c, func(j *catalog.JWTVerification) {
@@ -243,7 +243,7 @@ func TestRefusesWrongAudience(t *testing.T) {
 
 func TestRefusesTypeMismatchWhenRequired(t *testing.T) {
 	p := idptest.Start(t)
-	c := newClock(time.Now())
+	c := newClock(time.Now().Add(clockLead))
 	key := p.Key(t, "RS256")
 	cases := []struct {
 		name    string
@@ -278,7 +278,7 @@ func TestRefusesTypeMismatchWhenRequired(t *testing.T) {
 
 func TestRefusesTamperedSignatureWithoutFetching(t *testing.T) {
 	p := idptest.Start(t)
-	c := newClock(time.Now())
+	c := newClock(time.Now().Add(clockLead))
 	v := newVerifier(t, p, c, nil, Options{})
 	raw := token(t, p, idptest.ClientRS256, "")
 	if _, err := v.Verify(context.Background(), raw); err != nil {
@@ -297,7 +297,7 @@ func TestRefusesTamperedSignatureWithoutFetching(t *testing.T) {
 
 func TestClaimsMapping(t *testing.T) {
 	p := idptest.Start(t)
-	c := newClock(time.Now())
+	c := newClock(time.Now().Add(clockLead))
 	key := p.Key(t, "RS256")
 	cases := []struct {
 		name        string
@@ -334,7 +334,7 @@ func TestClaimsMapping(t *testing.T) {
 
 func TestUnknownKidFloodCausesFewFetches(t *testing.T) {
 	p := idptest.Start(t)
-	c := newClock(time.Now())
+	c := newClock(time.Now().Add(clockLead))
 	v := newVerifier(t, p, c, nil, Options{})
 	ctx := context.Background()
 	if _, err := v.Verify(ctx, token(t, p, idptest.ClientES256, "")); err != nil {
@@ -382,7 +382,7 @@ func TestUnknownKidFloodCausesFewFetches(t *testing.T) {
 
 func TestRotatedKeyIsAcceptedWithinTheCooldown(t *testing.T) {
 	p := idptest.Start(t)
-	c := newClock(time.Now())
+	c := newClock(time.Now().Add(clockLead))
 	v := newVerifier(t, p, c, nil, Options{})
 	ctx := context.Background()
 	old := token(t, p, idptest.ClientRS256, "")
@@ -410,7 +410,7 @@ func TestRotatedKeyIsAcceptedWithinTheCooldown(t *testing.T) {
 
 func TestWithdrawnKeyIsRefusedAfterRefresh(t *testing.T) {
 	p := idptest.Start(t)
-	c := newClock(time.Now())
+	c := newClock(time.Now().Add(clockLead))
 	v := newVerifier(t, p, c, nil, Options{MaxKeyAge: time.Minute})
 	ctx := context.Background()
 	old := token(t, p, idptest.ClientES256, "")
@@ -429,7 +429,7 @@ func TestWithdrawnKeyIsRefusedAfterRefresh(t *testing.T) {
 
 func TestKeysOlderThanMaxKeyAgeAreRefreshedInTheBackground(t *testing.T) {
 	p := idptest.Start(t)
-	c := newClock(time.Now())
+	c := newClock(time.Now().Add(clockLead))
 	v := newVerifier(t, p, c, nil, Options{MaxKeyAge: time.Minute})
 	ctx := context.Background()
 	raw := token(t, p, idptest.ClientRS256, "")
@@ -455,7 +455,7 @@ func TestKeysOlderThanMaxKeyAgeAreRefreshedInTheBackground(t *testing.T) {
 
 func TestProviderDownWithoutCachedKeysIsUnavailable(t *testing.T) {
 	p := idptest.Start(t)
-	c := newClock(time.Now())
+	c := newClock(time.Now().Add(clockLead))
 	raw := token(t, p, idptest.ClientRS256, "")
 	v := newVerifier(t, p, c, nil, Options{})
 	ctx := context.Background()
@@ -482,7 +482,7 @@ func TestProviderDownWithoutCachedKeysIsUnavailable(t *testing.T) {
 
 func TestCachedKeysServeWhileProviderIsDown(t *testing.T) {
 	p := idptest.Start(t)
-	c := newClock(time.Now())
+	c := newClock(time.Now().Add(clockLead))
 	v := newVerifier(t, p, c, nil, Options{})
 	ctx := context.Background()
 	raw := token(t, p, idptest.ClientRS256, "")
@@ -503,7 +503,7 @@ func TestCachedKeysServeWhileProviderIsDown(t *testing.T) {
 
 func TestHungProviderIsUnavailableWithinFetchTimeout(t *testing.T) {
 	p := idptest.Start(t)
-	c := newClock(time.Now())
+	c := newClock(time.Now().Add(clockLead))
 	raw := token(t, p, idptest.ClientRS256, "")
 	v := newVerifier(t, p, c, nil, Options{FetchTimeout: 200 * time.Millisecond})
 	p.Pause()
@@ -520,7 +520,7 @@ func TestHungProviderIsUnavailableWithinFetchTimeout(t *testing.T) {
 
 func TestCallerDeadlineBoundsTheWaitForKeys(t *testing.T) {
 	p := idptest.Start(t)
-	c := newClock(time.Now())
+	c := newClock(time.Now().Add(clockLead))
 	raw := token(t, p, idptest.ClientRS256, "")
 	v := newVerifier(t, p, c, nil, Options{FetchTimeout: time.Minute})
 	p.Pause()
