@@ -245,6 +245,12 @@ func (ks *keySource) fetch(ctx context.Context) (*keySnapshot, error) {
 	start := time.Now()
 	snap, err := ks.fetchJWKS(ctx, uri)
 	ks.metrics.fetched(fetchJWKS, time.Since(start).Seconds(), err)
+	if err != nil && ks.jwksURI == "" {
+		// The provider may have moved its keys: discover again next time.
+		ks.mu.Lock()
+		ks.resolved = ""
+		ks.mu.Unlock()
+	}
 	return snap, err
 }
 
