@@ -140,6 +140,23 @@ type Deny struct {
 	Application *catalog.CompiledApplication
 }
 
+// Metadata is the dynamic metadata of a refusal: its code, the request id
+// and what was known of the request when it was refused (API, operation,
+// application). Envoy passes a denied check's metadata to the access log
+// too, so analytics can count refusals by API and reason. No rate-limit
+// level is set: a refused request is not counted.
+func (d *Deny) Metadata() Metadata {
+	m := Metadata{ErrorCode: d.Reason.String(), RequestID: d.RequestID}
+	if op := d.Operation; op != nil {
+		m.API = op.API.ID
+		m.Operation = op.Name
+	}
+	if d.Application != nil {
+		m.Application = d.Application.Name
+	}
+	return m
+}
+
 // Response is a refusal rendered for HTTP.
 type Response struct {
 	Status  int

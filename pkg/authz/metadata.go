@@ -26,6 +26,10 @@ const (
 	MetaResourcePolicyGroup = "resource_policy_group"
 
 	MetaRequestID = "request_id"
+
+	// MetaErrorCode is set on refusals only: the reason's stable code, so
+	// that the access-log entry of a denied request tells analytics why.
+	MetaErrorCode = "error_code"
 )
 
 // Metadata is an allowed request's dynamic metadata, one field per key of
@@ -42,6 +46,7 @@ type Metadata struct {
 	APICounter, APIPolicy, APIPolicyGroup                string
 	ResourceCounter, ResourcePolicy, ResourcePolicyGroup string
 	RequestID                                            string
+	ErrorCode                                            string // refusals only
 }
 
 // Each calls fn with every key that has a value, in the contract table's
@@ -55,7 +60,7 @@ func (m *Metadata) Each(fn func(key, value string)) {
 		{MetaAPICounter, m.APICounter}, {MetaAPIPolicy, m.APIPolicy}, {MetaAPIPolicyGroup, m.APIPolicyGroup},
 		{MetaResourceCounter, m.ResourceCounter}, {MetaResourcePolicy, m.ResourcePolicy},
 		{MetaResourcePolicyGroup, m.ResourcePolicyGroup},
-		{MetaRequestID, m.RequestID},
+		{MetaRequestID, m.RequestID}, {MetaErrorCode, m.ErrorCode},
 	} {
 		if kv.v != "" {
 			fn(kv.k, kv.v)
