@@ -225,7 +225,9 @@ func TestCheckDeniesWithStatusChallengeAndProblem(t *testing.T) {
 // provider down.
 type deciderFunc func(context.Context, authz.Request) (authz.Decision, error)
 
-func (f deciderFunc) Decide(ctx context.Context, r authz.Request) (authz.Decision, error) { return f(ctx, r) }
+func (f deciderFunc) Decide(ctx context.Context, r authz.Request) (authz.Decision, error) {
+	return f(ctx, r)
+}
 
 var unavailable = deciderFunc(func(context.Context, authz.Request) (authz.Decision, error) {
 	return authz.Decision{}, fmt.Errorf("decide: verify bearer token: %w: %w", authz.ErrUnavailable, identity.ErrUnavailable)
@@ -380,19 +382,19 @@ func TestHTTPMode(t *testing.T) {
 	}{
 		{
 			name: "Envoy's path_prefix form: the request line is the original, prefixed", method: "GET",
-			target:  "/authz/petstore/v1/pets?api_key=" + keyOK + "&limit=2",
-			headers: map[string]string{"X-Portcullis-User": "root", "X-Request-Id": requestID},
+			target:     "/authz/petstore/v1/pets?api_key=" + keyOK + "&limit=2",
+			headers:    map[string]string{"X-Portcullis-User": "root", "X-Request-Id": requestID},
 			wantStatus: 200,
 			wantHdrs: map[string]string{
 				"x-portcullis-application": "mobile-app", "x-portcullis-key-type": "PRODUCTION", "x-portcullis-user": "",
-				extauthz.HeaderHeadersToRemove: "x-portcullis-user",
-				extauthz.HeaderUpstreamURI:     "/petstore/v1/pets?limit=2",
+				extauthz.HeaderHeadersToRemove:  "x-portcullis-user",
+				extauthz.HeaderUpstreamURI:      "/petstore/v1/pets?limit=2",
 				"x-portcullis-meta-api_counter": "petstore:v1", "x-portcullis-meta-request_id": requestID,
 			},
 		},
 		{
 			name: "nginx's form: the bare prefix with X-Original-URI and X-Original-Method", method: "GET", target: "/authz",
-			headers: map[string]string{"X-Original-URI": "/petstore/v1/pets", "X-Original-Method": "GET", "X-Api-Key": keyOK},
+			headers:    map[string]string{"X-Original-URI": "/petstore/v1/pets", "X-Original-Method": "GET", "X-Api-Key": keyOK},
 			wantStatus: 200,
 			wantHdrs: map[string]string{
 				"x-portcullis-application": "mobile-app", extauthz.HeaderHeadersToRemove: "x-api-key",
