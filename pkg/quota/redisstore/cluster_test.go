@@ -24,6 +24,7 @@ func TestOnCluster(t *testing.T) {
 		quotatest.Run(t, func(*testing.T) quota.Store { return s })
 	})
 	t.Run("agrees with quota.Step across slots", func(t *testing.T) { testClusterDifferential(t, cl) })
+	t.Run("a batch agrees with quota.Step request by request", func(t *testing.T) { testClusterBatch(t, cl) })
 	t.Run("slot agrees with CLUSTER KEYSLOT", func(t *testing.T) { testSlot(t, cl) })
 	t.Run("a multi-slot denial leaves no charge", func(t *testing.T) { testMultiSlotDenial(t, cl) })
 	t.Run("checks with one tag are one script call", func(t *testing.T) { testOneCallPerTag(t, cl) })

@@ -15,3 +15,10 @@ func TestConformsOnStandaloneRedis(t *testing.T) {
 	s := newStore(t, redistest.Start(t).Client(t), Options{})
 	quotatest.Run(t, func(*testing.T) quota.Store { return s })
 }
+
+// With the local cache, requests denied from it report the checks they did
+// not read as Unknown, which the suite compares on what Unknown promises.
+func TestConformsWithTheLocalCache(t *testing.T) {
+	s := newStore(t, redistest.Start(t).Client(t), Options{LocalCache: true})
+	quotatest.Run(t, func(*testing.T) quota.Store { return s })
+}

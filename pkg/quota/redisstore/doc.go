@@ -2,35 +2,56 @@
 // the ratelimit server: standalone Redis, Sentinel or Cluster, Redis 7.
 //
 // On the request path it sits under pkg/rls: rls builds a request's checks,
-// and Apply checks and charges all of them in one atomic step, one Lua
-// script call, then answers from the states the script judged (computed in
-// Go by quota.Op.Result, so Redis and the memory store agree to the bit).
+// and Apply checks and charges all of them in one atomic step inside a Lua
+// script, then answers from the states the script judged (computed in Go by
+// quota.Op.Result, so Redis and the memory store agree to the bit).
 //
-// # One script call per request, many per round trip
+// # One script call per batch of requests
 //
-// The script mirrors quota.Step: it reads every key once, judges the ops in
-// order (a key checked twice sees the earlier check's tentative charge),
-// and charges every key only if no enforced op is over, with an expiry
-// relative to the request's time (plus a second's grace against clock skew
-// between replicas), so Redis's clock never counts. Requests
-// from concurrent callers are coalesced: a few workers each take one queued
-// request, then whatever else is already queued, and send them as one
-// pipeline of EVALSHA. An idle store sends at once (there is no timer);
-// under load, batches grow. Each caller waits for its own answer or its
-// context, whichever comes first: a deadline is honoured whatever Redis
-// does, and a full queue fails at once. Every failure wraps
-// quota.ErrUnavailable. The script is loaded on first use and again when
-// Redis answers NOSCRIPT (after a restart or a failover).
+// Requests from concurrent callers are coalesced: a few workers each take
+// one queued request, then whatever else is already queued (up to
+// MaxBatch), and send them all in one script call, one round trip. An idle
+// store sends at once (there is no timer); under load, batches grow. A
+// script call has fixed costs in Redis (the command, the script's setup,
+// its arguments, the reply) that a batch pays once, and a key that several
+// requests of the batch share is read and written once.
+//
+// The script mirrors quota.Step request by request, in batch order: it
+// reads every key of the batch once, then judges each request against the
+// state the earlier requests of the batch left, its own earlier checks'
+// tentative charges overlaid (a key checked twice sees the first charge),
+// and commits the request's charges only if no enforced check is over; a
+// denied request charges nothing. A script runs atomically, so each request
+// is as atomic as if it had been sent alone, and the answers are exactly
+// those the requests would get sent one by one in that order. At the end
+// each changed key is written once: a new key, or a token bucket's, with an
+// expiry relative to the requests' time (plus a second's grace against
+// clock skew between replicas), so Redis's clock never counts; an existing
+// window counter by INCRBY, which keeps the expiry its window's end set. A
+// batch larger than a few hundred checks is split into several calls, in
+// one pipeline.
+//
+// Each caller waits for its own answer or its context, whichever comes
+// first: a deadline is honoured whatever Redis does (the batch's answer
+// for a caller that left is dropped, and a caller that left before its
+// batch was sent is not sent at all), and a full queue fails at once.
+// Every failure wraps quota.ErrUnavailable. A key holding something other
+// than an integer fails only the requests that read it. The script is
+// loaded on first use and again when Redis answers NOSCRIPT (after a
+// restart or a failover).
 //
 // # Keys and Cluster
 //
 // Keys are Prefix + "{tag}" + counter key + "|" + limit id + "|" + window,
 // as quota.Plan writes them. A check without a Tag is tagged with its Key
 // (Prefix + "{key}{}key|..."), so that a check's keys (a sliding window has
-// two) always share a hash slot. On Cluster, a request whose checks span
-// several slots runs one script call per slot, in one pipeline; each call
-// charges only if its own enforced checks fit. If any call denied (or
-// failed), the calls that charged are undone by a second script before the
+// two) always share a hash slot. One script call can only touch keys of one
+// slot, so on Cluster a batch is one script call per slot, in one pipeline
+// (go-redis sends each node its calls): the unit a call judges is then a
+// request's checks in that slot, not the whole request. A request whose
+// checks span several slots is judged in each slot on its own; each part
+// charges only if its own enforced checks fit. If any part denied (or
+// failed), the parts that charged are undone by a second script before the
 // caller is answered:
 //
 //   - a counter (fixed or sliding window) loses exactly the hits the call
@@ -42,11 +63,12 @@
 // as the replicas' clocks agree to within the refund's round trip (a key
 // that expires and is recreated between charge and refund is the one way a
 // refund could remove someone else's charge). Admission can err the other
-// way: until the refund lands, a concurrent request sees the denied
-// request's charge and may be denied too, and a token bucket refund that
-// lost its race leaves the charge in place. Standalone and Sentinel Redis
-// need none of this: tags are ignored there and every request is exactly
-// one script call.
+// way: until the refund lands, a concurrent request (or a later one in the
+// same batch) sees the denied request's charge and may be denied too, and a
+// token bucket refund that lost its race leaves the charge in place.
+// Requests whose checks share one slot (one tag) need no refund and are
+// answered exactly as sent one by one. Standalone and Sentinel Redis need
+// none of this: tags are ignored there and a whole batch is one call.
 //
 // # Local over-limit cache
 //

@@ -7,6 +7,7 @@ type metrics struct {
 	errors          *prometheus.CounterVec
 	pipelineSeconds prometheus.Histogram
 	batchSize       prometheus.Histogram
+	scriptBatch     prometheus.Histogram
 	cacheHits       prometheus.Counter
 	refunds         *prometheus.CounterVec
 }
@@ -23,6 +24,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "batch_size",
 			Help:    "Requests sent in one pipeline: above 1, concurrent requests are sharing round trips.",
 			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256}}),
+		scriptBatch: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "script_batch_size",
+			Help:    "Requests judged by one script call (on Cluster, a request's checks in one slot count once per slot): above 1, requests are sharing the script call's fixed cost in Redis.",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256}}),
 		cacheHits: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "local_cache_hits_total",
 			Help: "Requests denied from the local over-limit cache without a Redis call."}),
 		refunds: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "refunds_total",
@@ -30,7 +34,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			[]string{"result"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.errors, m.pipelineSeconds, m.batchSize, m.cacheHits, m.refunds)
+		reg.MustRegister(m.errors, m.pipelineSeconds, m.batchSize, m.scriptBatch, m.cacheHits, m.refunds)
 	}
 	return m
 }

@@ -2,8 +2,11 @@ package redisstore
 
 import (
 	"crypto/sha1"
+	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -11,103 +14,171 @@ import (
 	"github.com/portcullis-dev/portcullis/pkg/quota"
 )
 
-// applyLua is quota.Step for one script call. It mirrors quota.Op.Over,
-// Charge and ExpireAt operation for operation: Lua numbers are IEEE
-// doubles, so where Go converts to float64 the script does the same
-// arithmetic in the same order and gets the same bits, and where Go uses
-// int64 the values stay below 2^53 and are exact in both. Change the two
-// together; the differential tests hold them to the same answers.
+// applyLua is quota.Step for a batch of requests in one script call. It
+// mirrors quota.Op.Over, Charge and ExpireAt operation for operation: Lua
+// numbers are IEEE doubles, so where Go converts to float64 the script does
+// the same arithmetic in the same order and gets the same bits, and where
+// Go uses int64 the values stay below 2^53 and are exact in both. Change the
+// two together; the differential tests hold them to the same answers.
 //
-// KEYS are the distinct keys of the call. ARGV[1] is the number of ops,
-// then 9 integers per op: algorithm, index of Key in KEYS, index of PrevKey
-// (0 when none), limit, hits, enforce (0/1), now, start, length (µs).
+// KEYS are the distinct keys of the batch. ARGV[1] is the number of
+// requests and ARGV[2] the requests themselves, packed as little-endian
+// doubles (struct.unpack reads one op in one call, where nine decimal ARGV
+// strings per op cost Redis a string object and a conversion each): per
+// request, its number of ops and its now (µs); per op, code (algorithm +
+// 4 when enforced), index of Key in KEYS, index of PrevKey (0 when none),
+// limit, hits, start and length (µs).
 //
-// It reads every key once (the stored state, before any write, as Step's
-// read), judges the ops in order against that state overlaid with the
-// earlier ops' tentative charges, and only if no enforced op is over writes
-// every charged key with a relative expiry, so Redis's own clock never
-// takes part in counting. The expiry is quota.Op.ExpireAt plus a grace
-// (expiryGrace): a key outliving its use changes no answer (windows are
-// part of the key, a stale TAT is below now), while one expiring early
-// would reset a counter for a replica whose clock lags, or for a request
-// delayed between its timestamp and the script. It returns {allowed, A1, B1, A2, B2, ...}: the
-// state each op was judged on.
+// It reads every key once, then judges the requests in order, each exactly
+// as quota.Step would if it ran alone right then: against the state the
+// earlier requests of the batch left, overlaid with its own earlier ops'
+// tentative charges. A request whose enforced ops all fit commits its
+// charges to the batch's state; a denied one commits nothing. At the end
+// every key some request charged is written once, with the relative expiry
+// of its last charge, so Redis's own clock never takes part in counting.
+// The expiry is quota.Op.ExpireAt plus a grace (expiryGrace): a key
+// outliving its use changes no answer (windows are part of the key, a
+// stale TAT is below now), while one expiring early would reset a counter
+// for a replica whose clock lags, or for a request delayed between its
+// timestamp and the script.
+//
+// Only keys whose value changed are written. A new key, and a token
+// bucket's TAT (whose expiry moves with it), by SET with PX; a window's
+// counter that already exists by INCRBY of what the batch added, which
+// keeps the expiry its creation set: a window's expiry is fixed, the window
+// being part of the key, and INCRBY costs Redis well under half a SET PX,
+// which removes and re-adds the key's expiry.
+//
+// A key that does not hold a decimal integer of at most 16 characters (as
+// the store writes them) fails only the requests that read it: their
+// status is minus the key's index, and they commit nothing.
+//
+// It returns one string of little-endian doubles: per request, its status
+// (1 allowed, 0 denied, -i key i is corrupt) then, per op, the state it was
+// judged on (A, B).
 const applyLua = `
-local n = tonumber(ARGV[1])
-local stored = redis.call('MGET', unpack(KEYS))
-local state = {}
-for i = 1, #KEYS do
-  local v = stored[i]
-  if v then
-    local x = tonumber(v)
-    if x == nil then
-      return redis.error_reply('portcullis: key ' .. KEYS[i] .. ' does not hold an integer')
+local nreq = tonumber(ARGV[1])
+local spec = ARGV[2]
+local nkeys = #KEYS
+local state, orig = {}, {}
+local i = 1
+while i <= nkeys do
+  local j = math.min(i + 999, nkeys)
+  local stored = redis.call('MGET', unpack(KEYS, i, j))
+  for k = i, j do
+    local v = stored[k - i + 1]
+    if v then
+      if #v <= 16 and string.find(v, '^%-?%d+$') then
+        state[k] = tonumber(v)
+        orig[k] = state[k]
+      else
+        state[k] = false
+      end
+    else
+      state[k] = 0
     end
-    state[i] = x
+  end
+  i = j + 1
+end
+local out = {}
+local no = 0
+local pend, pexp, pbucket, touched = {}, {}, {}, {}
+local expire, nowOf, bucket, order = {}, {}, {}, {}
+local pos = 1
+for r = 1, nreq do
+  local nops, now
+  nops, now, pos = struct.unpack('<dd', spec, pos)
+  no = no + 1
+  local statusAt = no
+  local allowed, bad, nt = true, 0, 0
+  for o = 1, nops do
+    local code, ki, pi, limit, hits, start, length
+    code, ki, pi, limit, hits, start, length, pos = struct.unpack('<ddddddd', spec, pos)
+    local a = pend[ki]
+    if a == nil then a = state[ki] end
+    local prev = 0
+    if pi > 0 then
+      prev = pend[pi]
+      if prev == nil then prev = state[pi] end
+    end
+    if a == false then bad = ki; a = 0 end
+    if prev == false then bad = pi; prev = 0 end
+    out[no + 1] = a
+    out[no + 2] = prev
+    no = no + 2
+    local alg = code % 4
+    local test = math.max(hits, 1)
+    local over, charged, exp
+    if alg == 1 then
+      local elapsed = now - start
+      local share = math.floor(prev * (length - elapsed) / length)
+      over = share + a + test > limit
+      charged = a + hits
+      exp = start + 2 * length
+    elseif alg == 2 then
+      local base = math.max(a, now)
+      local interval = length / limit
+      over = base - now + math.floor(test * interval) > length
+      charged = base + math.floor(hits * interval)
+      exp = math.max(charged, now) + 1000
+    else
+      over = a + test > limit
+      charged = a + hits
+      exp = start + length
+    end
+    if over and code >= 4 then allowed = false end
+    if pexp[ki] == nil then
+      nt = nt + 1
+      touched[nt] = ki
+    end
+    pend[ki] = charged
+    pexp[ki] = exp
+    pbucket[ki] = alg == 2
+  end
+  if bad > 0 then
+    out[statusAt] = -bad
+  elseif allowed then
+    out[statusAt] = 1
+    for t = 1, nt do
+      local k = touched[t]
+      if expire[k] == nil then order[#order + 1] = k end
+      state[k] = pend[k]
+      expire[k] = pexp[k]
+      nowOf[k] = now
+      bucket[k] = pbucket[k]
+    end
   else
-    state[i] = 0
+    out[statusAt] = 0
+  end
+  for t = 1, nt do
+    local k = touched[t]
+    pend[k] = nil
+    pexp[k] = nil
+    pbucket[k] = nil
   end
 end
-local out = {1}
-local expire = {}
-local nowOf = {}
-local order = {}
-local allowed = true
-for i = 0, n - 1 do
-  local b = 1 + i * 9
-  local alg = tonumber(ARGV[b + 1])
-  local ki = tonumber(ARGV[b + 2])
-  local pi = tonumber(ARGV[b + 3])
-  local limit = tonumber(ARGV[b + 4])
-  local hits = tonumber(ARGV[b + 5])
-  local enforce = ARGV[b + 6] == '1'
-  local now = tonumber(ARGV[b + 7])
-  local start = tonumber(ARGV[b + 8])
-  local length = tonumber(ARGV[b + 9])
-  local a = state[ki]
-  local prev = 0
-  if pi > 0 then prev = state[pi] end
-  out[#out + 1] = a
-  out[#out + 1] = prev
-  local test = math.max(hits, 1)
-  local over, charged, exp
-  if alg == 1 then
-    local elapsed = now - start
-    local share = math.floor(prev * (length - elapsed) / length)
-    over = share + a + test > limit
-    charged = a + hits
-    exp = start + 2 * length
-  elseif alg == 2 then
-    local base = math.max(a, now)
-    local interval = length / limit
-    over = base - now + math.floor(test * interval) > length
-    charged = base + math.floor(hits * interval)
-    exp = math.max(charged, now) + 1000
-  else
-    over = a + test > limit
-    charged = a + hits
-    exp = start + length
+for _, k in ipairs(order) do
+  local old = orig[k]
+  if old == nil or (bucket[k] and state[k] ~= old) then
+    local ms = math.ceil((expire[k] - nowOf[k]) / 1000)
+    if ms < 1 then ms = 1 end
+    ms = ms + GRACE_MS
+    redis.call('SET', KEYS[k], string.format('%d', state[k]), 'PX', string.format('%d', ms))
+  elseif state[k] ~= old then
+    redis.call('INCRBY', KEYS[k], string.format('%d', state[k] - old))
   end
-  if over and enforce then allowed = false end
-  if expire[ki] == nil then order[#order + 1] = ki end
-  state[ki] = charged
-  expire[ki] = exp
-  nowOf[ki] = now
 end
-if not allowed then
-  out[1] = 0
-  return out
+local parts = {}
+i = 1
+while i <= no do
+  local j = math.min(i + 255, no)
+  parts[#parts + 1] = struct.pack('<' .. string.rep('d', j - i + 1), unpack(out, i, j))
+  i = j + 1
 end
-for _, ki in ipairs(order) do
-  local ms = math.ceil((expire[ki] - nowOf[ki]) / 1000)
-  if ms < 1 then ms = 1 end
-  ms = ms + GRACE_MS
-  redis.call('SET', KEYS[ki], string.format('%d', state[ki]), 'PX', string.format('%d', ms))
-end
-return out
+return table.concat(parts)
 `
 
-// refundLua undoes one script call's charges after another slot of the same
+// refundLua undoes one unit's charges after another slot of the same
 // request denied it (Cluster only). ARGV holds 3 values per key: kind, a, b.
 //
 //   - kind 0, a counter (fixed or sliding window): subtract a, the hits the
@@ -165,97 +236,189 @@ var (
 	refundScript = newScript(refundLua)
 )
 
-const argsPerOp = 9
+// maxOpsPerCall is where a batch starts a second script call: the script
+// holds Redis for its whole run, and a few hundred ops keep that well under
+// a millisecond. A single request larger than this still goes in one call.
+const maxOpsPerCall = 512
 
-// call is one script invocation: a group of a request's ops whose keys
-// share a Cluster slot (all of them outside Cluster).
-type call struct {
-	ops  []int // indexes into the request's ops, in order
-	keys []string
-	args []any
+// encoder builds script calls' KEYS and packed ARGV. A worker keeps one and
+// reuses its memory from batch to batch: the calls of one batch are laid
+// end to end in keys and buf, each handed out capped, so that building the
+// next never writes into one already queued.
+type encoder struct {
+	pos      map[string]int // key of the current call -> 1-based index in its KEYS
+	keys     []string
+	buf      []byte
+	keyStart int // where the current call starts in keys
+	bufStart int // and in buf
+	ops      int // ops in the current call
 }
 
-// newCall builds the EVALSHA arguments for ops[idx...] (keys already
-// prefixed).
-func newCall(ops []quota.Op, idx []int) call {
-	c := call{ops: idx, args: make([]any, 1, 1+argsPerOp*len(idx))}
-	c.args[0] = len(idx)
-	pos := make(map[string]int, len(idx)+1)
-	index := func(k string) int {
-		if i, ok := pos[k]; ok {
-			return i
-		}
-		c.keys = append(c.keys, k)
-		pos[k] = len(c.keys)
-		return len(c.keys)
+func newEncoder() *encoder { return &encoder{pos: make(map[string]int)} }
+
+// next starts a new call after the ones built so far.
+func (e *encoder) next() {
+	clear(e.pos)
+	e.keyStart, e.bufStart, e.ops = len(e.keys), len(e.buf), 0
+}
+
+// rewind reuses all memory; only once the batch's calls are finished.
+func (e *encoder) rewind() {
+	clear(e.keys) // let the batch's keys be collected
+	e.keys, e.buf = e.keys[:0], e.buf[:0]
+	e.next()
+}
+
+// add encodes the ops at idx (all of them when idx is nil) as one unit of
+// the current call.
+func (e *encoder) add(ops []quota.Op, idx []int) {
+	n := len(ops)
+	if idx != nil {
+		n = len(idx)
 	}
-	for _, i := range idx {
-		o := &ops[i]
-		prev := 0
-		ki := index(o.Key)
-		if o.PrevKey != "" {
-			prev = index(o.PrevKey)
-		}
-		enforce := 0
+	e.ops += n
+	var now int64
+	if n > 0 {
+		now = ops[opIndex(idx, 0)].Now
+	}
+	e.num(int64(n))
+	e.num(now)
+	for k := range n {
+		o := &ops[opIndex(idx, k)]
+		code := int64(o.Alg)
 		if o.Enforce {
-			enforce = 1
+			code += 4
 		}
-		c.args = append(c.args, int(o.Alg), ki, prev, o.Limit, o.Hits, enforce, o.Now, o.Start, o.Length)
-	}
-	return c
-}
-
-// parseApply reads the script's reply into judged (indexed like the
-// request's ops) and reports whether the call allowed its ops.
-func parseApply(c call, reply any, judged []quota.State) (bool, error) {
-	vals, ok := reply.([]any)
-	if !ok || len(vals) != 1+2*len(c.ops) {
-		return false, fmt.Errorf("unexpected script reply %T of %d values for %d ops", reply, lenOf(reply), len(c.ops))
-	}
-	ints := make([]int64, len(vals))
-	for i, v := range vals {
-		n, ok := v.(int64)
-		if !ok {
-			return false, fmt.Errorf("unexpected script reply value %T at %d", v, i)
+		ki := e.key(o.Key)
+		pi := 0
+		if o.PrevKey != "" {
+			pi = e.key(o.PrevKey)
 		}
-		ints[i] = n
+		e.num(code)
+		e.num(int64(ki))
+		e.num(int64(pi))
+		e.num(o.Limit)
+		e.num(o.Hits)
+		e.num(o.Start)
+		e.num(o.Length)
 	}
-	for j, i := range c.ops {
-		judged[i] = quota.State{A: ints[1+2*j], B: ints[2+2*j]}
-	}
-	return ints[0] == 1, nil
 }
 
-func lenOf(v any) int {
-	if s, ok := v.([]any); ok {
-		return len(s)
+func (e *encoder) key(k string) int {
+	if i, ok := e.pos[k]; ok {
+		return i
 	}
-	return -1
+	e.keys = append(e.keys, k)
+	i := len(e.keys) - e.keyStart
+	e.pos[k] = i
+	return i
 }
 
-// refundArgs builds the refund for a call that charged: per distinct key,
+// num appends v as a little-endian double: exact, as every value the store
+// sends is an integer below 2^53.
+func (e *encoder) num(v int64) {
+	e.buf = binary.LittleEndian.AppendUint64(e.buf, math.Float64bits(float64(v)))
+}
+
+// call returns the current call's KEYS and packed ARGV, capped so that
+// later appends never write into them.
+func (e *encoder) call() (keys []string, packed []byte) {
+	return e.keys[e.keyStart:len(e.keys):len(e.keys)], e.buf[e.bufStart:len(e.buf):len(e.buf)]
+}
+
+func opIndex(idx []int, k int) int {
+	if idx == nil {
+		return k
+	}
+	return idx[k]
+}
+
+// errCorruptKey is a key that holds something other than an integer:
+// written by someone else, it fails the requests that read it.
+var errCorruptKey = errors.New("does not hold an integer")
+
+// replyReader walks a script reply: per unit, a status and the judged
+// states of its ops.
+type replyReader struct {
+	b    string
+	keys []string
+}
+
+func (r *replyReader) num() (int64, error) {
+	if len(r.b) < 8 {
+		return 0, errors.New("unexpected end of script reply")
+	}
+	b := r.b
+	f := math.Float64frombits(uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
+		uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56)
+	r.b = b[8:]
+	if !(f >= -(1<<53) && f <= 1<<53) {
+		return 0, fmt.Errorf("script reply value %v out of range", f)
+	}
+	return int64(f), nil
+}
+
+// unit reads one unit's reply into judged (indexed like the request's ops)
+// and reports whether the unit was allowed and charged.
+func (r *replyReader) unit(idx []int, judged []quota.State) (bool, error) {
+	status, err := r.num()
+	if err != nil {
+		return false, err
+	}
+	n := len(judged)
+	if idx != nil {
+		n = len(idx)
+	}
+	for k := range n {
+		a, err := r.num()
+		if err != nil {
+			return false, err
+		}
+		b, err := r.num()
+		if err != nil {
+			return false, err
+		}
+		judged[opIndex(idx, k)] = quota.State{A: a, B: b}
+	}
+	switch {
+	case status == 1:
+		return true, nil
+	case status == 0:
+		return false, nil
+	case status < 0 && -status <= int64(len(r.keys)):
+		return false, fmt.Errorf("portcullis: key %s %w", r.keys[-status-1], errCorruptKey)
+	default:
+		return false, fmt.Errorf("unexpected script status %d", status)
+	}
+}
+
+// refundArgs builds the refund for a unit that charged: per distinct key,
 // the hits it added (counters) or the TAT it wrote and the one it replaced
 // (token buckets).
-func refundArgs(ops []quota.Op, c call, judged []quota.State) (keys []string, args []any) {
+func refundArgs(ops []quota.Op, idx []int, judged []quota.State) (keys []string, args []any) {
 	type undo struct {
 		bucket      bool
 		add, before int64
 		after       int64
 	}
-	pos := make(map[string]int, len(c.ops))
+	n := len(ops)
+	if idx != nil {
+		n = len(idx)
+	}
+	pos := make(map[string]int, n)
 	var undos []undo
-	for _, i := range c.ops {
+	for k := range n {
+		i := opIndex(idx, k)
 		o := ops[i]
-		k, ok := pos[o.Key]
+		u, ok := pos[o.Key]
 		if !ok {
-			k = len(undos)
-			pos[o.Key] = k
+			u = len(undos)
+			pos[o.Key] = u
 			keys = append(keys, o.Key)
 			undos = append(undos, undo{bucket: o.Alg == quota.TokenBucket, before: judged[i].A})
 		}
-		u := &undos[k]
-		u.add += o.Hits
-		u.after = o.Charge(judged[i]).A
+		undos[u].add += o.Hits
+		undos[u].after = o.Charge(judged[i]).A
 	}
 	args = make([]any, 0, 3*len(undos))
 	for _, u := range undos {

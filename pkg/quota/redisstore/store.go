@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -21,11 +22,12 @@ type Options struct {
 	// deployments. Default "portcullis:". A prefix containing '{' puts the
 	// hash tag in the prefix and so every key in one Cluster slot.
 	Prefix string
-	// Workers is the number of pipelines in flight at once. Fewer workers
-	// make larger batches (fewer round trips, more waiting behind a slow
-	// one); more workers lower latency at low load. Default 4.
+	// Workers is the number of batches in flight at once. Fewer workers
+	// make larger batches (fewer round trips and script calls, more
+	// waiting behind a slow one); more workers lower latency at low load.
+	// Default 4.
 	Workers int
-	// MaxBatch caps the requests in one pipeline. Default 128.
+	// MaxBatch caps the requests in one batch, one round trip. Default 128.
 	MaxBatch int
 	// QueueSize bounds the requests waiting for a worker; when it is full,
 	// Apply fails at once with ErrUnavailable rather than queueing behind a
@@ -67,9 +69,9 @@ func (o *Options) defaults() {
 	}
 }
 
-// Store is a quota.Store on Redis (standalone, Sentinel or Cluster). Each
-// request is one Lua script call (one per hash slot its keys span on
-// Cluster), and concurrent requests' calls share pipelines.
+// Store is a quota.Store on Redis (standalone, Sentinel or Cluster).
+// Concurrent requests are batched: one round trip and one Lua script call
+// serve many (on Cluster, one call per hash slot the batch spans).
 type Store struct {
 	client  redis.UniversalClient
 	cluster bool
@@ -82,6 +84,7 @@ type Store struct {
 	stopped   chan struct{} // closed once every worker has returned
 	closeOnce sync.Once
 	wg        sync.WaitGroup
+	jobPool   sync.Pool
 }
 
 var _ quota.Store = (*Store)(nil)
@@ -154,15 +157,16 @@ func (s *Store) Apply(ctx context.Context, now time.Time, checks []quota.Check) 
 		}
 	}
 
-	j := &job{ctx: ctx, ops: ops, calls: s.calls(ops), done: make(chan outcome, 1)}
 	select {
 	case <-s.quit:
 		return nil, s.fail("closed", fmt.Errorf("redisstore: apply: %w: %w", quota.ErrUnavailable, errClosed))
 	default:
 	}
+	j := s.newJob(ctx, ops)
 	select {
 	case s.jobs <- j:
 	default:
+		s.release(j)
 		return nil, s.fail("queue_full", fmt.Errorf("redisstore: apply: %w: %w", quota.ErrUnavailable, errQueueFull))
 	}
 
@@ -171,7 +175,7 @@ func (s *Store) Apply(ctx context.Context, now time.Time, checks []quota.Check) 
 	case out = <-j.done:
 	case <-ctx.Done():
 		// The worker's late send lands in the buffered channel and is
-		// collected with the job.
+		// collected with the job, which is not reused.
 		return nil, s.fail("deadline", fmt.Errorf("redisstore: apply: %w: %w", quota.ErrUnavailable, context.Cause(ctx)))
 	case <-s.stopped:
 		select {
@@ -180,17 +184,46 @@ func (s *Store) Apply(ctx context.Context, now time.Time, checks []quota.Check) 
 			return nil, s.fail("closed", fmt.Errorf("redisstore: apply: %w: %w", quota.ErrUnavailable, errClosed))
 		}
 	}
+	return s.finish(j, out)
+}
+
+// finish turns a job's delivered outcome into the caller's results, and
+// recycles the job.
+func (s *Store) finish(j *job, out outcome) ([]quota.Result, error) {
+	defer s.release(j)
 	if out.err != nil {
 		return nil, out.err
 	}
-	res := make([]quota.Result, len(ops))
-	for i := range ops {
-		res[i] = ops[i].Result(out.judged[i], out.allowed)
+	res := make([]quota.Result, len(j.ops))
+	for i := range j.ops {
+		res[i] = j.ops[i].Result(j.judged[i], out.allowed)
 	}
 	if s.cache != nil {
-		s.cache.remember(ops, out.judged, out.allowed, res)
+		s.cache.remember(j.ops, j.judged, out.allowed, res)
 	}
 	return res, nil
+}
+
+// newJob takes a job from the pool for ops. Jobs are reused only once
+// their outcome has been received, when no worker holds them any more.
+func (s *Store) newJob(ctx context.Context, ops []quota.Op) *job {
+	j, _ := s.jobPool.Get().(*job)
+	if j == nil {
+		j = &job{done: make(chan outcome, 1)}
+	}
+	j.ctx, j.ops = ctx, ops
+	j.judged = slices.Grow(j.judged[:0], len(ops))[:len(ops)]
+	if s.cluster {
+		j.parts = s.parts(ops, j.parts[:0])
+	}
+	return j
+}
+
+// release returns a job whose outcome its caller has received.
+func (s *Store) release(j *job) {
+	j.ctx, j.ops = nil, nil
+	j.parts = j.parts[:0]
+	s.jobPool.Put(j)
 }
 
 func (s *Store) fail(kind string, err error) error {
@@ -237,44 +270,47 @@ func (s *Store) physicalKeys(ops []quota.Op, checks []quota.Check) {
 	}
 }
 
-// calls splits a request's ops into script calls: one on a standalone or
-// Sentinel Redis; one per hash slot on Cluster, in order of first
-// appearance.
-func (s *Store) calls(ops []quota.Op) []call {
-	all := make([]int, len(ops))
-	for i := range all {
-		all[i] = i
-	}
-	if !s.cluster {
-		return []call{newCall(ops, all)}
-	}
-	var slots []uint16
-	groups := map[uint16][]int{}
+// parts splits a request's ops by Cluster hash slot, in order of first
+// appearance, into ps: one script can only touch keys of one slot, so each
+// part is judged, and charged, on its own (see the package documentation).
+func (s *Store) parts(ops []quota.Op, ps []part) []part {
 	for i := range ops {
 		sl := slot(ops[i].Key)
-		if _, ok := groups[sl]; !ok {
-			slots = append(slots, sl)
+		k := 0
+		for k < len(ps) && ps[k].slot != sl {
+			k++
 		}
-		groups[sl] = append(groups[sl], i)
+		if k == len(ps) {
+			// Reuse a recycled job's part, and its ops' memory.
+			ps = slices.Grow(ps, 1)[:k+1]
+			ps[k].slot, ps[k].ops = sl, ps[k].ops[:0]
+		}
+		ps[k].ops = append(ps[k].ops, i)
 	}
-	cs := make([]call, len(slots))
-	for k, sl := range slots {
-		cs[k] = newCall(ops, groups[sl])
-	}
-	return cs
+	return ps
 }
 
 // job is one Apply waiting for a worker.
 type job struct {
-	ctx   context.Context
-	ops   []quota.Op
-	calls []call
-	done  chan outcome // buffered 1: the worker never blocks on a caller that left
+	ctx context.Context
+	ops []quota.Op
+	// parts group the ops by slot on Cluster; nil elsewhere, where every
+	// op is in one unit.
+	parts []part
+	// judged receives the state each op was judged on; the caller reads it
+	// once done has delivered.
+	judged []quota.State
+	done   chan outcome // buffered 1: the worker never blocks on a caller that left
+}
+
+// part is a request's ops in one Cluster slot.
+type part struct {
+	slot uint16
+	ops  []int
 }
 
 type outcome struct {
 	allowed bool
-	judged  []quota.State
 	err     error
 }
 
@@ -283,6 +319,8 @@ func errorKind(err error) string {
 	var ne interface{ Timeout() bool }
 	var re redis.Error
 	switch {
+	case errors.Is(err, errCorruptKey):
+		return "redis"
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return "deadline"
 	case errors.As(err, &ne) && ne.Timeout():
