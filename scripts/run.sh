@@ -7,4 +7,6 @@ pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; wait' EXIT INT TERM
 ./bin/ratelimit -config examples/config/ratelimit.yaml -rules examples/rules -catalog examples/catalog &
 pids+=($!)
+./bin/authz -config examples/config/authz.yaml -catalog examples/catalog &
+pids+=($!)
 wait -n

@@ -1,0 +1,242 @@
+// Command authz is Portcullis's Envoy external-authorization service: API
+// keys, JWT and introspected OAuth tokens checked against the API catalog,
+// applications and subscriptions, answered over ext_authz gRPC (and its
+// HTTP mode for Envoy's HTTP protocol and nginx auth_request), with the
+// dynamic metadata the rate-limit service counts by.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/portcullis-dev/portcullis/internal/config"
+	"github.com/portcullis-dev/portcullis/internal/server"
+	"github.com/portcullis-dev/portcullis/internal/telemetry"
+	"github.com/portcullis-dev/portcullis/internal/watch"
+	"github.com/portcullis-dev/portcullis/pkg/authz"
+	"github.com/portcullis-dev/portcullis/pkg/catalog"
+	"github.com/portcullis-dev/portcullis/pkg/extauthz"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	err := run(ctx, os.Args[1:], os.LookupEnv, os.Stderr)
+	stop()
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(os.Stderr, "authz:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, lookup func(string) (string, bool), stderr io.Writer) error {
+	a, err := newApp(ctx, args, lookup, stderr)
+	if err != nil {
+		return err
+	}
+	return a.serve(ctx)
+}
+
+// app is the wired binary; tests build it on ":0" ports and call serve.
+type app struct {
+	cfg        Config
+	log        *slog.Logger
+	level      *slog.LevelVar
+	srv        *server.Server
+	reloader   *config.Reloader[Config]
+	catalog    *catalog.Source // nil when no catalog is configured
+	watcher    *watch.Watcher  // the catalog's; nil with the catalog
+	applied    *catalog.Snapshot
+	authorizer *authz.Authorizer
+	verifiers  *verifiers
+	stopIdP    context.CancelFunc
+	closers    []func() error
+}
+
+func newApp(ctx context.Context, args []string, lookup func(string) (string, bool), stderr io.Writer) (_ *app, err error) {
+	fs := flag.NewFlagSet("authz", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	d := defaults()
+	file := fs.String("config", "", "YAML config `file` (optional; watched, the log level applies live)")
+	grpcAddr := fs.String("grpc-addr", d.Server.GRPCAddr, "gRPC listen `address` for Envoy's ext_authz")
+	httpAddr := fs.String("http-addr", d.Server.HTTPAddr, "HTTP listen `address`: ext_authz HTTP mode, /metrics, /healthz, /readyz")
+	catalogPath := fs.String("catalog", d.Catalog, "catalog file or directory `path`; empty serves an empty catalog")
+	analytics := fs.String("analytics", d.Analytics, "decision-event `sink`; only off for now")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	src := config.Source[Config]{
+		File:     *file,
+		Lookup:   lookup,
+		Defaults: defaults,
+		Override: func(c *Config) {
+			fs.Visit(func(f *flag.Flag) {
+				switch f.Name {
+				case "grpc-addr":
+					c.Server.GRPCAddr = *grpcAddr
+				case "http-addr":
+					c.Server.HTTPAddr = *httpAddr
+				case "catalog":
+					c.Catalog = *catalogPath
+				case "analytics":
+					c.Analytics = *analytics
+				}
+			})
+		},
+	}
+
+	a := &app{level: new(slog.LevelVar)}
+	defer func() {
+		if err != nil {
+			a.close()
+		}
+	}()
+	bootLog, _ := telemetry.NewLogger(stderr, config.DefaultLog(), a.level)
+	if a.reloader, a.cfg, err = config.NewReloader(src, bootLog); err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, a.reloader.Close)
+	if a.log, err = telemetry.NewLogger(stderr, a.cfg.Log, a.level); err != nil {
+		return nil, err
+	}
+	reg := telemetry.NewRegistry()
+	tp, shutdownTracing, err := telemetry.NewTracerProvider(ctx, a.cfg.Tracing, telemetry.Service{Name: "portcullis-authz"})
+	if err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, func() error { return shutdownTracing(context.Background()) })
+
+	if a.authorizer, err = authz.New(authz.Options{
+		Realm:           a.cfg.Authz.Realm,
+		TrustedHops:     a.cfg.Authz.TrustedHops,
+		IdentityHeaders: a.cfg.Authz.IdentityHeaders.authz(),
+		AllowUnmanaged:  a.cfg.Authz.AllowUnmanaged,
+		Logger:          a.log,
+		Registerer:      reg,
+	}); err != nil {
+		return nil, err
+	}
+	// Key fetches outlive any one request (a refresh started by one token
+	// serves the next ones), so they are bounded by the process, not by
+	// the request that started them.
+	idpCtx, stopIdP := context.WithCancel(context.WithoutCancel(ctx))
+	a.stopIdP = stopIdP
+	a.closers = append(a.closers, func() error { stopIdP(); return nil })
+	a.verifiers = &verifiers{ctx: idpCtx, timeout: a.cfg.IdP.Timeout, entries: a.cfg.IdP.CacheEntries, reg: reg, log: a.log}
+
+	if a.cfg.Catalog != "" {
+		// Watch before the first load, so that a change made in between
+		// is not missed.
+		if a.watcher, err = watch.New([]string{a.cfg.Catalog}, watch.Options{Logger: a.log}); err != nil {
+			return nil, fmt.Errorf("watch catalog: %w", err)
+		}
+		a.closers = append(a.closers, a.watcher.Close)
+		if a.catalog, err = catalog.NewSource(catalog.SourceOptions{Path: a.cfg.Catalog, Logger: a.log, Registerer: reg}); err != nil {
+			return nil, err
+		}
+		if err := a.catalog.Load(ctx); err != nil {
+			return nil, err
+		}
+		if err := a.apply(a.catalog.Snapshot()); err != nil {
+			return nil, err
+		}
+	} else {
+		empty, err := catalog.Build(nil)
+		if err != nil {
+			return nil, fmt.Errorf("build the empty catalog: %w", err)
+		}
+		if err := a.apply(empty); err != nil {
+			return nil, err
+		}
+		a.log.Warn("no catalog configured: every request is unmanaged (-catalog PATH)")
+	}
+
+	mode, _ := extauthz.ParseUnavailableMode(a.cfg.Authz.IdPUnavailable) // validated
+	svc, err := extauthz.New(a.authorizer, extauthz.Options{
+		Unavailable:          mode,
+		HTTPPrefix:           a.cfg.HTTP.Prefix,
+		HTTPClientAddrHeader: a.cfg.HTTP.ClientAddressHeader,
+		Logger:               a.log,
+		Registerer:           reg,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if a.srv, err = server.New(server.Options{Config: a.cfg.Server, Logger: a.log, Registry: reg, TracerProvider: tp}); err != nil {
+		return nil, err
+	}
+	authv3.RegisterAuthorizationServer(a.srv.GRPC(), svc)
+	a.srv.HandleHTTP(a.cfg.HTTP.Prefix, svc)
+	a.srv.HandleHTTP(a.cfg.HTTP.Prefix+"/", svc)
+	return a, nil
+}
+
+// apply builds the verifiers for snap and puts both in force. On failure
+// the catalog and verifiers in force stay.
+func (a *app) apply(snap *catalog.Snapshot) error {
+	v, err := a.verifiers.build(snap)
+	if err != nil {
+		return err
+	}
+	if err := a.authorizer.Update(snap, v); err != nil {
+		return err
+	}
+	a.applied = snap
+	return nil
+}
+
+// serve runs until ctx is cancelled, then drains and releases everything.
+func (a *app) serve(ctx context.Context) error {
+	defer a.close()
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return a.srv.Serve(ctx) })
+	g.Go(func() error {
+		return a.reloader.Run(ctx, func(c Config) {
+			a.level.Set(c.Log.SlogLevel())
+			a.log.Info("config reloaded; log level applied, other changes need a restart")
+		})
+	})
+	if a.catalog != nil {
+		// OnUpdate's calls are serialised, and the first is with the
+		// snapshot newApp applied.
+		a.catalog.OnUpdate(func(s *catalog.Snapshot) {
+			if s == a.applied {
+				return
+			}
+			if err := a.apply(s); err != nil {
+				a.log.Error("verifiers for the new catalog could not be built; the catalog in force keeps serving",
+					slog.String("error", err.Error()))
+			}
+		})
+		g.Go(func() error { return a.catalog.Run(ctx, a.watcher) })
+	}
+	a.srv.SetServing("", true)
+	a.srv.SetServing(authv3.Authorization_ServiceDesc.ServiceName, true)
+	a.log.Info("authz serving", slog.String("grpc", a.srv.GRPCAddr()), slog.String("http", a.srv.HTTPAddr()),
+		slog.String("http_mode", a.cfg.HTTP.Prefix))
+	return g.Wait()
+}
+
+func (a *app) close() {
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		if err := a.closers[i](); err != nil && a.log != nil {
+			a.log.Warn("close", slog.String("error", err.Error()))
+		}
+	}
+	a.closers = nil
+	if a.srv != nil {
+		a.srv.Close()
+	}
+}
