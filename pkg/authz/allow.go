@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/portcullis-dev/portcullis/pkg/catalog"
+	"github.com/portcullis-dev/portcullis/pkg/credential"
 )
 
 // IdentityHeaders name the headers that tell the upstream who is calling.
@@ -90,7 +91,7 @@ func isToken(s string) bool {
 
 // allow builds the allowed decision: identity headers, the consumed
 // credential's removal and the rate-limit metadata.
-func (f *flow) allow(op *catalog.CompiledOperation, id Identity, sub *catalog.CompiledSubscription, cred *found) Decision {
+func (f *flow) allow(op *catalog.CompiledOperation, id Identity, sub *catalog.CompiledSubscription, cred *credential.Credential) Decision {
 	api := op.API
 	allow := &Allow{Operation: op}
 	md := &allow.Metadata
@@ -142,13 +143,12 @@ func (f *flow) allow(op *catalog.CompiledOperation, id Identity, sub *catalog.Co
 		allow.SetHeaders = append(allow.SetHeaders, Header{Name: h.KeyType, Value: id.KeyType.String()})
 	}
 	if cred != nil {
-		if cred.header != "" && !isSet(allow.SetHeaders, cred.header) {
-			allow.RemoveHeaders = append(allow.RemoveHeaders, cred.header)
+		for _, h := range cred.HeadersToRemove() {
+			if !isSet(allow.SetHeaders, h) {
+				allow.RemoveHeaders = append(allow.RemoveHeaders, h)
+			}
 		}
-		if cred.queryParam != "" {
-			allow.removeQueryBuf[0] = cred.queryParam
-			allow.RemoveQueryParams = allow.removeQueryBuf[:1]
-		}
+		allow.RemoveQueryParams = cred.QueryParamsToRemove()
 	}
 	allow.RemoveHeaders = f.stripSpoofed(allow.RemoveHeaders, allow.SetHeaders)
 	f.a.m.allow[allowLabel(id.Credential)].Inc()

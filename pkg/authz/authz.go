@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/portcullis-dev/portcullis/pkg/catalog"
+	"github.com/portcullis-dev/portcullis/pkg/credential"
 	"github.com/portcullis-dev/portcullis/pkg/identity"
 	"github.com/portcullis-dev/portcullis/pkg/route"
 )
@@ -194,25 +195,27 @@ func (a *Authorizer) decide(ctx context.Context, req *Request) (Decision, error)
 		return f.deny(&Deny{Reason: ReasonNoRoute}), nil
 	}
 	op := m.Op
-	if op.Security == catalog.SecurityNone {
-		return f.allow(op, Identity{}, nil, nil), nil
-	}
 
-	cred, found := findCredential(op, req.Headers, f.attrs.query)
-	if !found {
-		return f.deny(&Deny{Reason: ReasonMissingCredential, Operation: op, Accepts: op.Security}), nil
+	cred, err := credential.Read(op, req.Headers, f.attrs.query)
+	if err != nil {
+		return f.deny(&Deny{Reason: credentialReason(err), Operation: op, Accepts: op.Security}), nil
+	}
+	if op.Security == catalog.SecurityNone {
+		// Nothing is verified, but a key sent along is still removed:
+		// a Portcullis key never goes upstream.
+		return f.allow(op, Identity{}, nil, &cred), nil
 	}
 
 	var id Identity
 	var sub *catalog.CompiledSubscription
-	switch cred.kind {
-	case CredentialAPIKey:
-		d, ok := f.apiKey(op, cred.value, &id)
+	switch cred.Kind {
+	case credential.KindAPIKey:
+		d, ok := f.apiKey(op, cred.Value, &id)
 		if !ok {
 			return d, nil
 		}
 	default:
-		d, ok, err := f.bearer(ctx, op, cred.value, &id)
+		d, ok, err := f.bearer(ctx, op, cred.Value, &id)
 		if err != nil {
 			a.m.unavailable.Inc()
 			return Decision{}, err
@@ -234,6 +237,20 @@ func (a *Authorizer) decide(ctx context.Context, req *Request) (Decision, error)
 			Presented: id.Credential, Application: id.Application}), nil
 	}
 	return f.allow(op, id, sub, &cred), nil
+}
+
+// credentialReason is the refusal for a credential that could not be
+// read: absent (401, no error code), another Authorization scheme (401,
+// RFC 6750 treats it as absent Bearer credentials), malformed or two
+// different keys (400 invalid_request).
+func credentialReason(err error) Reason {
+	switch {
+	case errors.Is(err, credential.ErrMissing):
+		return ReasonMissingCredential
+	case errors.Is(err, credential.ErrUnsupportedScheme):
+		return ReasonUnsupportedScheme
+	}
+	return ReasonInvalidRequest
 }
 
 // subscriptionFor finds app's subscription to api and checks its state

@@ -202,9 +202,22 @@ func TestDecideDenies(t *testing.T) {
 			wantChallenge: `Bearer realm="petstore \"prod\"", APIKey realm="petstore \"prod\""`,
 		},
 		{
-			name: "a non-bearer Authorization is no credential", req: req("GET", "/petstore/v1/pets", "authorization: Basic dXNlcjpwYXNz"),
-			want: authz.ReasonMissingCredential, wantStatus: 401,
+			name: "another Authorization scheme is refused, not ignored", req: req("GET", "/petstore/v1/pets", "authorization: Basic dXNlcjpwYXNz", "x-api-key: "+keyLegacy),
+			want: authz.ReasonUnsupportedScheme, wantStatus: 401,
 			wantChallenge: `Bearer realm="portcullis", APIKey realm="portcullis"`,
+		},
+		{
+			name: "a malformed bearer token is a bad request", req: req("GET", "/petstore/v1/pets", "authorization: Bearer two words"),
+			want: authz.ReasonInvalidRequest, wantStatus: 400, wantChallenge: `Bearer realm="portcullis", error="invalid_request"`,
+		},
+		{
+			name: "two different API keys are a bad request", req: req("GET", "/petstore/v1/pets?api_key="+keyCIDR, "x-api-key: "+keyLegacy),
+			want: authz.ReasonInvalidRequest, wantStatus: 400, wantChallenge: `Bearer realm="portcullis", error="invalid_request"`,
+		},
+		{
+			name: "a bad request on a key-only API has no Bearer challenge",
+			req:  withHost(req("GET", "/keyonly/things", "x-key: a,b"), "keys.example.com"),
+			want: authz.ReasonInvalidRequest, wantStatus: 400,
 		},
 		{
 			name: "an unknown API key is invalid", req: req("GET", "/petstore/v1/pets", "x-api-key: no-such-key"),
@@ -569,9 +582,16 @@ func TestDecideAllows(t *testing.T) {
 				metadata: petstoreMeta("GET /pets", map[string]string{"api_policy_group": "curl without debug"})},
 		},
 		{
-			name: "an anonymous operation is allowed, strips identity headers and leaves credentials alone",
-			req:  req("GET", "/petstore/v1/health", "x-api-key: whatever", "x-portcullis-application: mobile-app"),
-			want: wantAllow{credential: authz.CredentialNone, remove: []string{"x-portcullis-application"},
+			name: "a bearer token wins over an API key and both are removed",
+			req:  req("GET", "/petstore/v1/pets?api_key="+keySandbox, "authorization: Bearer "+jwtRead, "x-api-key: "+keySandbox),
+			want: wantAllow{credential: authz.CredentialJWT, set: mobileProdHeaders,
+				remove: []string{"authorization", "x-api-key"}, removeQuery: []string{"api_key"},
+				metadata: petstoreMeta("GET /pets", nil)},
+		},
+		{
+			name: "an anonymous operation is allowed, strips identity headers and an API key, leaves Authorization",
+			req:  req("GET", "/petstore/v1/health", "x-api-key: whatever", "authorization: Bearer x", "x-portcullis-application: mobile-app"),
+			want: wantAllow{credential: authz.CredentialNone, remove: []string{"x-api-key", "x-portcullis-application"},
 				metadata: map[string]string{
 					"api": "petstore:v1", "operation": "GET /health", "request_id": testRequestID,
 					"api_counter": "petstore:v1", "api_policy": "petstore-api", "api_policy_group": "default",

@@ -60,19 +60,17 @@ type Allow struct {
 	// SetHeaders replace any header of the same name: the transports must
 	// overwrite, never append, or a client-sent copy would survive.
 	SetHeaders []Header
-	// RemoveHeaders are the consumed credential's header and the
-	// client-sent identity headers this decision does not set. A header
-	// never appears both here and in SetHeaders, since Envoy removes after
-	// it sets.
+	// RemoveHeaders are the credential headers read and the client-sent
+	// identity headers this decision does not set. A header never appears
+	// both here and in SetHeaders, since Envoy removes after it sets.
 	RemoveHeaders []string
-	// RemoveQueryParams are the consumed API key's query parameters.
+	// RemoveQueryParams are the API-key query parameters present.
 	RemoveQueryParams []string
 	// Metadata is the dynamic metadata of DESIGN's contract table.
 	Metadata Metadata
 
-	setBuf         [4]Header
-	removeBuf      [5]string
-	removeQueryBuf [1]string
+	setBuf    [4]Header
+	removeBuf [5]string
 }
 
 // CredentialKind is how a caller proved who it is.
@@ -222,6 +220,11 @@ func (d *Deny) challenge(c challenge) string {
 			return "APIKey realm=" + realm
 		}
 		return "Bearer realm=" + realm + `, error="invalid_token"`
+	case challengeInvalidRequest:
+		if bearer {
+			return "Bearer realm=" + realm + `, error="invalid_request"`
+		}
+		return ""
 	case challengeInsufficient:
 		return "Bearer realm=" + realm + `, error="insufficient_scope", scope=` + quote(strings.Join(d.Scopes, " "))
 	}

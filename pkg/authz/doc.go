@@ -15,10 +15,14 @@
 //     Options.AllowUnmanaged is set; a path under an API that none of its
 //     operations matches is always a 404, since letting it through would
 //     bypass that API's security.
-//  2. An operation with security none is allowed anonymously.
-//  3. The credential, where the operation accepts one: a bearer token in
-//     Authorization, or an API key in one of the API's headers or query
-//     parameters. None is a 401 (missing_credential).
+//  2. An operation with security none is allowed anonymously (after step
+//     3 has listed any API key sent along for removal).
+//  3. The credential (pkg/credential), where the operation accepts one: a
+//     bearer token in Authorization, or an API key in one of the API's
+//     headers or query parameters; a bearer token wins over a key. None is
+//     a 401 (missing_credential); another Authorization scheme is a 401
+//     (unsupported_scheme); a malformed credential or two different keys
+//     are a 400 (invalid_request).
 //  4. Verification. An API key is checked for Portcullis's format
 //     (pkg/apikey), looked up by SHA-256 in O(1), then held to its expiry
 //     (key_expired, 401), CIDRs (key_ip_not_allowed, 403; the client
@@ -59,13 +63,15 @@
 // client-credentials token names no end user.
 //
 // SetHeaders are the identity headers (IdentityHeaders), to be set with
-// overwrite semantics. RemoveHeaders are the consumed credential's header
-// (authorization, or the key's header) and every identity header the
-// client sent that this decision does not set, so a caller cannot pass
-// itself off as an application or user; a header is never both set and
-// removed, since Envoy removes after it sets. RemoveQueryParams is the
-// consumed API key's query parameter. A credential sent to an operation
-// that needs none is not consumed and is left alone.
+// overwrite semantics. RemoveHeaders are the credential headers read
+// (authorization, the API's key headers present) and every identity
+// header the client sent that this decision does not set, so a caller
+// cannot pass itself off as an application or user; a header is never
+// both set and removed, since Envoy removes after it sets.
+// RemoveQueryParams are the API's key parameters present. Keys are removed
+// used or not, even on an operation that needs no credential, so a
+// Portcullis key never goes upstream; Authorization is removed only where
+// a bearer token is accepted.
 //
 // # Refusals
 //

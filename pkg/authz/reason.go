@@ -23,6 +23,13 @@ const (
 	ReasonBadPath
 	ReasonNoRoute
 	ReasonMissingCredential
+	// ReasonUnsupportedScheme: Authorization with another scheme (Basic)
+	// where a Bearer token is accepted.
+	ReasonUnsupportedScheme
+	// ReasonInvalidRequest: a credential that cannot be one (a malformed
+	// bearer token or key) or two different API keys (RFC 6750's
+	// invalid_request).
+	ReasonInvalidRequest
 	ReasonInvalidCredential
 	ReasonKeyExpired
 	ReasonKeyIPNotAllowed
@@ -46,11 +53,11 @@ const (
 type challenge uint8
 
 const (
-	challengeNone          challenge = iota
-	challengeAbsent                  // credentials absent: scheme and realm only (RFC 6750 §3.1)
-	challengeInvalidToken            // error="invalid_token"
-	challengeInsufficient            // error="insufficient_scope", scope="…"
-	challengeRetryLaterIdP           // no challenge, but Retry-After
+	challengeNone           challenge = iota
+	challengeAbsent                   // credentials absent: scheme and realm only (RFC 6750 §3.1)
+	challengeInvalidToken             // error="invalid_token"
+	challengeInvalidRequest           // error="invalid_request", where Bearer is accepted
+	challengeInsufficient             // error="insufficient_scope", scope="…"
 )
 
 // ReasonInfo is a Reason's row: everything a transport needs to render it.
@@ -100,6 +107,18 @@ var reasons = [reasonCount]ReasonInfo{
 		Title:     "Credential required",
 		Detail:    "This operation needs an access token or an API key, and the request carries neither.",
 		challenge: challengeAbsent,
+	},
+	ReasonUnsupportedScheme: {
+		Code: "unsupported_scheme", Status: http.StatusUnauthorized,
+		Title:     "Unsupported authorization scheme",
+		Detail:    "The Authorization header uses a scheme other than Bearer.",
+		challenge: challengeAbsent,
+	},
+	ReasonInvalidRequest: {
+		Code: "invalid_request", Status: http.StatusBadRequest,
+		Title:     "Malformed credential",
+		Detail:    "The credential is malformed, or the request carries more than one API key.",
+		challenge: challengeInvalidRequest,
 	},
 	ReasonInvalidCredential: {
 		Code: "invalid_credential", Status: http.StatusUnauthorized,
@@ -156,9 +175,8 @@ var reasons = [reasonCount]ReasonInfo{
 	},
 	ReasonIdPUnavailable: {
 		Code: "idp_unavailable", Status: http.StatusServiceUnavailable,
-		Title:     "Identity provider unavailable",
-		Detail:    "The credential could not be verified because the identity provider did not answer. Retry later.",
-		challenge: challengeRetryLaterIdP,
+		Title:  "Identity provider unavailable",
+		Detail: "The credential could not be verified because the identity provider did not answer. Retry later.",
 	},
 }
 
