@@ -60,6 +60,6 @@
 //
 // Other percent-encoded characters are decoded before a segment is
 // compared with a literal, so /%61dmin is /admin and cannot slip past a
-// literal to a {param}. Parameter values in Match.Params are returned as
+// literal to a {param}. Parameter values from Match.Params are returned as
 // they appear in the path, still encoded.
 package route

@@ -24,7 +24,7 @@ spec:
 	table := route.New(snap)
 
 	m, _ := table.Match("api.example.com", "GET", "/petstore/v1/pets/42?api_key=k")
-	fmt.Println(m.API.ID, m.Op.Name, m.Params, m.Query)
+	fmt.Println(m.API.ID, m.Op.Name, m.Params(), m.Query)
 
 	m, _ = table.Match("api.example.com", "GET", "/petstore/v1/pets/mine")
 	fmt.Println(m.Op.Name)

@@ -80,13 +80,46 @@ type Match struct {
 	API *catalog.CompiledAPI
 	// Op is nil when Match returns ErrNoOperation.
 	Op *catalog.CompiledOperation
-	// Params are the template's {param} values in template order; nil
-	// when it has none.
-	Params []Param
 	// Path is the request path without the query string.
 	Path string
 	// Query is the query string without its "?"; "" when there is none.
 	Query string
+
+	rest string // the part of Path under the API's base path
+}
+
+// Params are the template's {param} values in template order; nil when it
+// has none. They are computed on demand, so that a caller that never asks
+// (authz only needs the operation) pays no allocation.
+func (m Match) Params() []Param {
+	if m.Op == nil {
+		return nil
+	}
+	n := 0
+	for _, s := range m.Op.Segments {
+		if s.Kind == catalog.SegmentParam {
+			n++
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	out := make([]Param, 0, n)
+	rest := m.rest
+	for _, s := range m.Op.Segments {
+		if rest == "" || rest == "/" || s.Kind == catalog.SegmentRest {
+			break
+		}
+		seg, tail := rest[1:], ""
+		if i := strings.IndexByte(seg, '/'); i >= 0 {
+			seg, tail = seg[:i], seg[i:]
+		}
+		if s.Kind == catalog.SegmentParam {
+			out = append(out, Param{Name: s.Text, Value: seg})
+		}
+		rest = tail
+	}
+	return out
 }
 
 // Table resolves requests against one catalog Snapshot. It is immutable
@@ -119,8 +152,7 @@ type opNode struct {
 }
 
 type leaf struct {
-	op     *catalog.CompiledOperation
-	params int // how many {param} segments op has
+	op *catalog.CompiledOperation
 }
 
 var methodNames = [...]string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"}
@@ -208,7 +240,6 @@ func (n *baseNode) insert(basePath string, r *apiRoutes) {
 }
 
 func (n *opNode) insert(op *catalog.CompiledOperation) {
-	params := 0
 	for i, s := range op.Segments {
 		switch s.Kind {
 		case catalog.SegmentLiteral:
@@ -223,7 +254,6 @@ func (n *opNode) insert(op *catalog.CompiledOperation) {
 			}
 			n = c
 		case catalog.SegmentParam:
-			params++
 			if n.param == nil {
 				n.param = &opNode{}
 			}
@@ -235,13 +265,13 @@ func (n *opNode) insert(op *catalog.CompiledOperation) {
 			n = n.wild
 		case catalog.SegmentRest:
 			if i == len(op.Segments)-1 && n.rest == nil {
-				n.rest = &leaf{op: op, params: params}
+				n.rest = &leaf{op: op}
 			}
 			return
 		}
 	}
 	if n.end == nil {
-		n.end = &leaf{op: op, params: params}
+		n.end = &leaf{op: op}
 	}
 }
 
@@ -313,10 +343,7 @@ func (t *Table) Match(host, method, rawPath string) (Match, error) {
 	if l == nil {
 		return m, ErrNoOperation
 	}
-	m.Op = l.op
-	if l.params > 0 {
-		m.Params = params(l, rest)
-	}
+	m.Op, m.rest = l.op, rest
 	return m, nil
 }
 
@@ -392,25 +419,6 @@ func (n *opNode) find(rest string) *leaf {
 		}
 	}
 	return n.rest
-}
-
-// params pairs the template's {param} segments with the path's.
-func params(l *leaf, rest string) []Param {
-	out := make([]Param, 0, l.params)
-	for _, s := range l.op.Segments {
-		if rest == "" || rest == "/" || s.Kind == catalog.SegmentRest {
-			break
-		}
-		seg, tail := rest[1:], ""
-		if i := strings.IndexByte(seg, '/'); i >= 0 {
-			seg, tail = seg[:i], seg[i:]
-		}
-		if s.Kind == catalog.SegmentParam {
-			out = append(out, Param{Name: s.Text, Value: seg})
-		}
-		rest = tail
-	}
-	return out
 }
 
 // normalizeHost lower-cases host and drops its port and a trailing dot,
