@@ -789,3 +789,44 @@ func TestNewRefusesBadOptions(t *testing.T) {
 		})
 	}
 }
+
+func TestDecideDuringUpdatesSeesOneCatalog(t *testing.T) {
+	t.Parallel()
+	a := newAuthorizer(t, authz.Options{})
+	full := loadCatalog(t)
+	empty, err := catalog.Build(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := req("GET", "/petstore/v1/pets", "x-api-key: "+keyLegacy)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 200 {
+			snap := full
+			if i%2 == 0 {
+				snap = empty
+			}
+			if err := a.Update(snap, testVerifiers()); err != nil {
+				t.Errorf("Update: %v", err)
+				return
+			}
+		}
+	}()
+	for {
+		select {
+		case <-done:
+			return
+		default:
+		}
+		d, err := a.Decide(context.Background(), r)
+		if err != nil {
+			t.Fatalf("Decide: %v", err)
+		}
+		// Either catalog, whole: allowed by the full one, no_route in the
+		// empty one; never a mixture such as a route without its key.
+		if !d.Allowed() && d.Deny.Reason != authz.ReasonNoRoute {
+			t.Fatalf("decision from a mixed catalog: %s", d.Deny.Reason)
+		}
+	}
+}
