@@ -292,3 +292,35 @@ func TestExistingWindowCountersKeepTheirExpiry(t *testing.T) {
 		t.Fatalf("counter %d, want 2", n)
 	}
 }
+
+// A request of thousands of checks takes the script's paths for large
+// calls: MGET in chunks, tables grown rather than preallocated.
+func TestHugeRequestAgreesWithStep(t *testing.T) {
+	s := newStore(t, redistest.Start(t).Client(t), Options{Prefix: "huge:"})
+	m := model{}
+	ctx := context.Background()
+	checks := make([]quota.Check, 2500)
+	for i := range checks {
+		// Sliding windows read two keys each: 5000 keys, and 2500 of them
+		// charged; every tenth check repeats an earlier counter.
+		key := fmt.Sprint("k", i)
+		if i%10 == 9 {
+			key = fmt.Sprint("k", i-1)
+		}
+		checks[i] = quota.Check{Key: key, Tag: "t", Limit: quota.Limit{Requests: 3, Period: time.Hour, Algorithm: quota.SlidingWindow}, Hits: 1, Enforce: true}
+	}
+	for i := range 3 {
+		now := base.Add(time.Duration(i) * time.Millisecond)
+		got, err := s.Apply(ctx, now, checks)
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		want := m.apply(now, checks)
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Fatalf("request %d: results differ from quota.Step (-want +got):\n%s", i, diff)
+		}
+		if quota.Allowed(checks, want) != (i < 1) {
+			t.Fatalf("request %d: allowed=%v; want only the first admitted (repeated counters reach 3 on the second)", i, quota.Allowed(checks, want))
+		}
+	}
+}
