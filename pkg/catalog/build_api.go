@@ -3,6 +3,7 @@ package catalog
 import (
 	"errors"
 	"fmt"
+	"net"
 	"regexp"
 	"strconv"
 	"strings"
@@ -185,6 +186,11 @@ func (b *builder) api(d *Document) {
 		case h == "" || strings.ContainsAny(h, "/ \t\r\n?#@"):
 			b.addf(d, f, "%q is not a host name", spec.Hosts[i])
 			ok = false
+		case hasPort(h):
+			// Requests are matched on the host without its port, so an API
+			// listed with one would never match.
+			b.addf(d, f, "%q has a port; list the host alone (requests match on the host without the port)", spec.Hosts[i])
+			ok = false
 		case hosts[h]:
 			b.addf(d, f, "host %q is listed twice", h)
 			ok = false
@@ -343,4 +349,11 @@ func (b *builder) routeOverlaps() {
 			}
 		}
 	}
+}
+
+// hasPort reports a host written with a port (a.test:8443, [::1]:80); a
+// bare IPv6 address has colons but no port.
+func hasPort(h string) bool {
+	_, _, err := net.SplitHostPort(h)
+	return err == nil
 }
