@@ -15,7 +15,7 @@ import (
 
 // BenchmarkApply measures parallel requests of 1 and 4 checks on a real
 // Redis, 16 callers per CPU, and reports how many requests shared each
-// pipeline (batch/op is the mean batch size).
+// round trip (batch/op) and each script call (req/script).
 func BenchmarkApply(b *testing.B) {
 	srv := redistest.Start(b)
 	for _, n := range []int{1, 4} {
@@ -51,6 +51,9 @@ func BenchmarkApply(b *testing.B) {
 			batches, requests := histogram(b, reg, "portcullis_redisstore_batch_size")
 			if batches > 0 {
 				b.ReportMetric(requests/float64(batches), "batch/op")
+			}
+			if calls, judged := histogram(b, reg, "portcullis_redisstore_script_batch_size"); calls > 0 {
+				b.ReportMetric(judged/float64(calls), "req/script")
 			}
 		})
 	}

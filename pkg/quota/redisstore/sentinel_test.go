@@ -13,7 +13,7 @@ import (
 )
 
 // Through a redis+sentinel:// URL, as the ratelimit binary connects: the
-// failover client finds the master, and a request is still one EVALSHA.
+// failover client finds the master, and a lone request is one EVALSHA.
 func TestThroughSentinel(t *testing.T) {
 	master := redistest.Start(t)
 	sentinel := redistest.StartSentinel(t, master, "portcullis")
@@ -28,7 +28,7 @@ func TestThroughSentinel(t *testing.T) {
 	t.Run("conforms to the quota contract", func(t *testing.T) {
 		quotatest.Run(t, func(*testing.T) quota.Store { return s })
 	})
-	t.Run("one script call per request", func(t *testing.T) {
+	t.Run("a lone request is one script call", func(t *testing.T) {
 		direct := master.Client(t)
 		resetStats(t, direct)
 		req := []quota.Check{

@@ -312,7 +312,7 @@ func (s *Store) eval(ctx context.Context, sc script, calls []scriptCall) {
 	s.pipeline(ctx, sc, calls, nil)
 	var retry []int
 	for i := range calls {
-		if redis.HasErrorPrefix(calls[i].cmd.Err(), "NOSCRIPT") {
+		if err := calls[i].cmd.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
 			retry = append(retry, i)
 		}
 	}
