@@ -7,36 +7,24 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"os/signal"
-	"syscall"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/portcullis-dev/portcullis/internal/config"
+	"github.com/portcullis-dev/portcullis/internal/daemon"
 	"github.com/portcullis-dev/portcullis/internal/server"
-	"github.com/portcullis-dev/portcullis/internal/telemetry"
 	"github.com/portcullis-dev/portcullis/internal/watch"
 	"github.com/portcullis-dev/portcullis/pkg/authz"
 	"github.com/portcullis-dev/portcullis/pkg/catalog"
 	"github.com/portcullis-dev/portcullis/pkg/extauthz"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	err := run(ctx, os.Args[1:], os.LookupEnv, os.Stderr)
-	stop()
-	if err != nil && !errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintln(os.Stderr, "authz:", err)
-		os.Exit(1)
-	}
-}
+func main() { daemon.Main("authz", run) }
 
 func run(ctx context.Context, args []string, lookup func(string) (string, bool), stderr io.Writer) error {
 	a, err := newApp(ctx, args, lookup, stderr)
@@ -50,16 +38,14 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 type app struct {
 	cfg        Config
 	log        *slog.Logger
-	level      *slog.LevelVar
 	srv        *server.Server
-	reloader   *config.Reloader[Config]
+	base       *daemon.Base[Config]
 	catalog    *catalog.Source // nil when no catalog is configured
 	watcher    *watch.Watcher  // the catalog's; nil with the catalog
 	applied    *catalog.Snapshot
 	authorizer *authz.Authorizer
 	verifiers  *verifiers
 	stopIdP    context.CancelFunc
-	closers    []func() error
 }
 
 func newApp(ctx context.Context, args []string, lookup func(string) (string, bool), stderr io.Writer) (_ *app, err error) {
@@ -97,26 +83,19 @@ func newApp(ctx context.Context, args []string, lookup func(string) (string, boo
 		},
 	}
 
-	a := &app{level: new(slog.LevelVar)}
+	a := &app{}
 	defer func() {
 		if err != nil {
 			a.close()
 		}
 	}()
-	bootLog, _ := telemetry.NewLogger(stderr, config.DefaultLog(), a.level)
-	if a.reloader, a.cfg, err = config.NewReloader(src, bootLog); err != nil {
+	if a.base, a.cfg, err = daemon.Start(ctx, src, stderr, "portcullis-authz", func(c Config) daemon.Parts {
+		return daemon.Parts{Log: c.Log, Tracing: c.Tracing}
+	}); err != nil {
 		return nil, err
 	}
-	a.closers = append(a.closers, a.reloader.Close)
-	if a.log, err = telemetry.NewLogger(stderr, a.cfg.Log, a.level); err != nil {
-		return nil, err
-	}
-	reg := telemetry.NewRegistry()
-	tp, shutdownTracing, err := telemetry.NewTracerProvider(ctx, a.cfg.Tracing, telemetry.Service{Name: "portcullis-authz"})
-	if err != nil {
-		return nil, err
-	}
-	a.closers = append(a.closers, func() error { return shutdownTracing(context.Background()) })
+	a.log = a.base.Log
+	reg, tp := a.base.Registry, a.base.Tracer
 
 	if a.authorizer, err = authz.New(authz.Options{
 		Realm:           a.cfg.Authz.Realm,
@@ -133,7 +112,7 @@ func newApp(ctx context.Context, args []string, lookup func(string) (string, boo
 	// the request that started them.
 	idpCtx, stopIdP := context.WithCancel(context.WithoutCancel(ctx))
 	a.stopIdP = stopIdP
-	a.closers = append(a.closers, func() error { stopIdP(); return nil })
+	a.base.OnClose(func() error { stopIdP(); return nil })
 	a.verifiers = &verifiers{ctx: idpCtx, timeout: a.cfg.IdP.Timeout, entries: a.cfg.IdP.CacheEntries, reg: reg, log: a.log}
 
 	if a.cfg.Catalog != "" {
@@ -142,7 +121,7 @@ func newApp(ctx context.Context, args []string, lookup func(string) (string, boo
 		if a.watcher, err = watch.New([]string{a.cfg.Catalog}, watch.Options{Logger: a.log}); err != nil {
 			return nil, fmt.Errorf("watch catalog: %w", err)
 		}
-		a.closers = append(a.closers, a.watcher.Close)
+		a.base.OnClose(a.watcher.Close)
 		if a.catalog, err = catalog.NewSource(catalog.SourceOptions{Path: a.cfg.Catalog, Logger: a.log, Registerer: reg}); err != nil {
 			return nil, err
 		}
@@ -203,8 +182,8 @@ func (a *app) serve(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return a.srv.Serve(ctx) })
 	g.Go(func() error {
-		return a.reloader.Run(ctx, func(c Config) {
-			a.level.Set(c.Log.SlogLevel())
+		return a.base.Reloader.Run(ctx, func(c Config) {
+			a.base.Level.Set(c.Log.SlogLevel())
 			a.log.Info("config reloaded; log level applied, other changes need a restart")
 		})
 	})
@@ -230,12 +209,9 @@ func (a *app) serve(ctx context.Context) error {
 }
 
 func (a *app) close() {
-	for i := len(a.closers) - 1; i >= 0; i-- {
-		if err := a.closers[i](); err != nil && a.log != nil {
-			a.log.Warn("close", slog.String("error", err.Error()))
-		}
+	if a.base != nil {
+		a.base.Close()
 	}
-	a.closers = nil
 	if a.srv != nil {
 		a.srv.Close()
 	}

@@ -6,16 +6,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"os/signal"
-	"runtime/debug"
 	"sync"
-	"syscall"
 	_ "time/tzdata" // policies name time zones; images may have no zoneinfo
 
 	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
@@ -24,8 +19,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/portcullis-dev/portcullis/internal/config"
+	"github.com/portcullis-dev/portcullis/internal/daemon"
 	"github.com/portcullis-dev/portcullis/internal/server"
-	"github.com/portcullis-dev/portcullis/internal/telemetry"
 	"github.com/portcullis-dev/portcullis/internal/watch"
 	"github.com/portcullis-dev/portcullis/pkg/catalog"
 	"github.com/portcullis-dev/portcullis/pkg/quota"
@@ -34,22 +29,7 @@ import (
 	"github.com/portcullis-dev/portcullis/pkg/rls"
 )
 
-func main() {
-	// The live heap is small (rules and counters) and every request
-	// allocates its response, so the default GOGC=100 spends a tenth of the
-	// CPU on collection. 400 trades a few MB for that; GOGC and GOMEMLIMIT
-	// set by the operator still win.
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(400)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	err := run(ctx, os.Args[1:], os.LookupEnv, os.Stderr)
-	stop()
-	if err != nil && !errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintln(os.Stderr, "ratelimit:", err)
-		os.Exit(1)
-	}
-}
+func main() { daemon.Main("ratelimit", run) }
 
 func run(ctx context.Context, args []string, lookup func(string) (string, bool), stderr io.Writer) error {
 	a, err := newApp(ctx, args, lookup, stderr)
@@ -61,15 +41,13 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 
 // app is the wired binary; tests build it on ":0" ports and call serve.
 type app struct {
-	cfg      Config
-	log      *slog.Logger
-	level    *slog.LevelVar
-	srv      *server.Server
-	reloader *config.Reloader[Config]
-	rules    *ruleset
-	catalog  *catalog.Source
-	store    quota.Store
-	closers  []func() error
+	cfg     Config
+	log     *slog.Logger
+	srv     *server.Server
+	base    *daemon.Base[Config]
+	rules   *ruleset
+	catalog *catalog.Source
+	store   quota.Store
 }
 
 func newApp(ctx context.Context, args []string, lookup func(string) (string, bool), stderr io.Writer) (_ *app, err error) {
@@ -110,26 +88,19 @@ func newApp(ctx context.Context, args []string, lookup func(string) (string, boo
 		},
 	}
 
-	a := &app{level: new(slog.LevelVar)}
+	a := &app{}
 	defer func() {
 		if err != nil {
 			a.close()
 		}
 	}()
-	bootLog, _ := telemetry.NewLogger(stderr, config.DefaultLog(), a.level)
-	if a.reloader, a.cfg, err = config.NewReloader(src, bootLog); err != nil {
+	if a.base, a.cfg, err = daemon.Start(ctx, src, stderr, "portcullis-ratelimit", func(c Config) daemon.Parts {
+		return daemon.Parts{Log: c.Log, Tracing: c.Tracing}
+	}); err != nil {
 		return nil, err
 	}
-	a.closers = append(a.closers, a.reloader.Close)
-	if a.log, err = telemetry.NewLogger(stderr, a.cfg.Log, a.level); err != nil {
-		return nil, err
-	}
-	reg := telemetry.NewRegistry()
-	tp, shutdownTracing, err := telemetry.NewTracerProvider(ctx, a.cfg.Tracing, telemetry.Service{Name: "portcullis-ratelimit"})
-	if err != nil {
-		return nil, err
-	}
-	a.closers = append(a.closers, func() error { return shutdownTracing(context.Background()) })
+	a.log = a.base.Log
+	reg, tp := a.base.Registry, a.base.Tracer
 
 	a.rules = &ruleset{dir: a.cfg.Rules, log: a.log}
 	if err := a.rules.loadFiles(ctx); err != nil {
@@ -186,14 +157,14 @@ func (a *app) newStore(reg prometheus.Registerer) (quota.Store, error) {
 	// go-redis's global, read by its goroutines.
 	redisLogOnce.Do(func() { redis.SetLogger(redisLog{a.log}) })
 	client := redis.NewUniversalClient(opts)
-	a.closers = append(a.closers, client.Close)
+	a.base.OnClose(client.Close)
 	st := redisstore.New(client, redisstore.Options{
 		Prefix:     a.cfg.Redis.Prefix,
 		LocalCache: a.cfg.Redis.LocalCache,
 		Registerer: reg,
 		Logger:     a.log,
 	})
-	a.closers = append(a.closers, st.Close)
+	a.base.OnClose(st.Close)
 	return st, nil
 }
 
@@ -203,8 +174,8 @@ func (a *app) serve(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return a.srv.Serve(ctx) })
 	g.Go(func() error {
-		return a.reloader.Run(ctx, func(c Config) {
-			a.level.Set(c.Log.SlogLevel())
+		return a.base.Reloader.Run(ctx, func(c Config) {
+			a.base.Level.Set(c.Log.SlogLevel())
 			a.log.Info("config reloaded; log level applied, other changes need a restart")
 		})
 	})
@@ -213,7 +184,7 @@ func (a *app) serve(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("watch rules: %w", err)
 		}
-		a.closers = append(a.closers, w.Close)
+		a.base.OnClose(w.Close)
 		g.Go(func() error {
 			return w.Run(ctx, func() {
 				if err := a.rules.loadFiles(ctx); err != nil {
@@ -227,7 +198,7 @@ func (a *app) serve(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("watch catalog: %w", err)
 		}
-		a.closers = append(a.closers, w.Close)
+		a.base.OnClose(w.Close)
 		a.catalog.OnUpdate(func(s *catalog.Snapshot) {
 			if err := a.rules.setCatalog(s); err != nil {
 				a.log.Error("policies from the new catalog do not compile; the rules in force keep serving", slog.String("error", err.Error()))
@@ -250,12 +221,9 @@ func (a *app) storeName() string {
 }
 
 func (a *app) close() {
-	for i := len(a.closers) - 1; i >= 0; i-- {
-		if err := a.closers[i](); err != nil && a.log != nil {
-			a.log.Warn("close", slog.String("error", err.Error()))
-		}
+	if a.base != nil {
+		a.base.Close()
 	}
-	a.closers = nil
 }
 
 var redisLogOnce sync.Once
