@@ -19,7 +19,7 @@
 // The script mirrors quota.Step request by request, in batch order: it
 // reads every key of the batch once, then judges each request against the
 // state the earlier requests of the batch left, its own earlier checks'
-// tentative charges overlaid (a key checked twice sees the first charge),
+// tentative charges overlaid (a key checked twice sees the earlier charge),
 // and commits the request's charges only if no enforced check is over; a
 // denied request charges nothing. A script runs atomically, so each request
 // is as atomic as if it had been sent alone, and the answers are exactly
@@ -27,7 +27,8 @@
 // each changed key is written once: a new key, or a token bucket's, with an
 // expiry relative to the requests' time (plus a second's grace against
 // clock skew between replicas), so Redis's clock never counts; an existing
-// window counter by INCRBY, which keeps the expiry its window's end set. A
+// window counter by INCRBY, which keeps the expiry set when the key was
+// created (a window's end does not move) and costs Redis less. A
 // batch larger than a few hundred checks is split into several calls, in
 // one pipeline.
 //
@@ -35,8 +36,8 @@
 // first: a deadline is honoured whatever Redis does (the batch's answer
 // for a caller that left is dropped, and a caller that left before its
 // batch was sent is not sent at all), and a full queue fails at once.
-// Every failure wraps quota.ErrUnavailable. A key holding something other
-// than an integer fails only the requests that read it. The script is
+// Every failure wraps quota.ErrUnavailable. A key holding anything but a
+// decimal integer fails only the requests that read it. The script is
 // loaded on first use and again when Redis answers NOSCRIPT (after a
 // restart or a failover).
 //
