@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -96,13 +97,20 @@ func authzCheck(credHeader, credValue string) *authv3.CheckRequest {
 // server, interleaved round by round, for the credentials an API gateway
 // sees: an API key, a JWT it has verified before (a cache hit), an opaque
 // token it has introspected before (a cache hit), and a JWT it has never
-// seen, so that every call verifies an RS256 signature. The identity
-// provider is the real oidc-provider; the fresh JWTs are the provider's
-// own token re-signed with the provider's key under distinct jti, because
-// its token endpoint mints a few hundred a second at best. Run it with
-// `make bench`; -benchtime 1x is enough, each run does BENCH_ROUNDS rounds
-// of BENCH_REQUESTS calls per target (BENCH_FRESH_REQUESTS for the fresh
-// JWTs, each of which is signed up front).
+// seen, so that every call verifies an RS256 signature. Each row is judged
+// against the no-op given the same size of request, since a JWT's Check is
+// three times an API key's and decoding it is not authz's own cost. The
+// identity provider is the real oidc-provider; the fresh JWTs are the
+// provider's own token re-signed with the provider's key under distinct
+// jti, because its token endpoint mints a few hundred a second at best.
+// It asserts that every call was allowed and that every fresh JWT cost a
+// verification; the floors are printed, not asserted, because a shared
+// two-core machine moves ratios by more than the margin.
+//
+// Run it with `make bench`; -benchtime 1x is enough, each run does
+// BENCH_ROUNDS rounds of BENCH_REQUESTS calls per target
+// (BENCH_FRESH_REQUESTS for the fresh JWTs, each signed up front) from
+// BENCH_CONCURRENCY callers.
 func BenchmarkAuthzSuite(b *testing.B) {
 	rounds := envInt("BENCH_ROUNDS", 5)
 	perRound := envInt("BENCH_REQUESTS", 20000)
@@ -169,15 +177,44 @@ func BenchmarkAuthzSuite(b *testing.B) {
 	freshTarget.Requests, freshTarget.Warmup = freshPerRound, freshWarmup
 	freshTarget.NewCaller = sendEachOnce(fresh, svc.NewCaller)
 
+	jwtReq := authzCheck("authorization", "Bearer "+jwt)
+	// Two baselines: the no-op given the API key's Check and the no-op
+	// given the JWT's, three times larger. Decoding the request is work
+	// any ext_authz server does, so each authz row is judged against the
+	// no-op that decoded the same size of request (an opaque token's Check
+	// is the API key's size). Each baseline runs just before the rows
+	// judged against it, so that each pair runs close together.
+	const (
+		noopKey = iota
+		authzKey
+		authzOpaque
+		noopJWT
+		authzJWT
+		authzFresh
+	)
+	targets := []loadgen.Target{
+		noopKey:     target("no-op, API key request", noopAddr, apiKeyReq),
+		authzKey:    target("authz, API key", authzAddr, apiKeyReq),
+		authzOpaque: target("authz, cached introspection", authzAddr, authzCheck("authorization", "Bearer "+opaque)),
+		noopJWT:     target("no-op, JWT request", noopAddr, jwtReq),
+		authzJWT:    target("authz, cached JWT (RS256)", authzAddr, jwtReq),
+		authzFresh:  freshTarget,
+	}
+	rows := []struct {
+		target, baseline int
+		metric           string
+		floor            float64 // 0: none
+	}{
+		{authzKey, noopKey, "apikey/noop", 0.85},
+		{authzJWT, noopJWT, "jwt/noop", 0.85},
+		{authzOpaque, noopKey, "introspect/noop", 0.85},
+		{authzFresh, noopJWT, "freshjwt/noop", 0},
+	}
+
 	before := metrics(b, authzHTTP)
 	idpBefore := idp.Counts(b)
 	b.ResetTimer()
-	rep, err := loadgen.Interleave(ctx, rounds,
-		target("no-op", noopAddr, apiKeyReq),
-		target("authz, API key", authzAddr, apiKeyReq),
-		target("authz, cached JWT (RS256)", authzAddr, authzCheck("authorization", "Bearer "+jwt)),
-		target("authz, cached introspection", authzAddr, authzCheck("authorization", "Bearer "+opaque)),
-		freshTarget)
+	rep, err := loadgen.Interleave(ctx, rounds, targets...)
 	b.StopTimer()
 	if err != nil {
 		b.Fatal(err)
@@ -192,31 +229,29 @@ func BenchmarkAuthzSuite(b *testing.B) {
 	introspected := delta("portcullis_introspect_calls_total")
 
 	var out strings.Builder
-	fmt.Fprintf(&out, "\nauthz suite: %d rounds x %d calls per target (%d for fresh JWTs), %d concurrent callers, interleaved\n",
+	fmt.Fprintf(&out, "\nauthz suite: %d rounds x %d calls per target (%d for fresh JWTs), %d concurrent callers, interleaved; ratios to the first row\n",
 		rounds, perRound, freshPerRound, concurrency)
 	_ = loadgen.WriteTable(&out, rep)
 	fmt.Fprintf(&out, "  fresh JWTs: %d distinct RS256 tokens signed up front in %v, each sent once; authz verified %.0f JWT signatures during the run\n",
 		freshCalls, mintTime.Round(time.Millisecond), verified)
 	fmt.Fprintf(&out, "  identity provider during the run, warm-up included: %d introspection calls (authz counted %.0f), %d JWKS fetches, %d discovery fetches\n",
 		idpAfter.Introspection-idpBefore.Introspection, introspected, idpAfter.JWKS-idpBefore.JWKS, idpAfter.Discovery-idpBefore.Discovery)
-	floors := []struct {
-		target int
-		floor  float64
-	}{{1, 0.85}, {2, 0.85}, {3, 0.85}}
-	for _, f := range floors {
-		t := rep.Targets[f.target]
-		verdict := "meets"
-		if t.PairedRatio < f.floor {
-			verdict = "BELOW"
+	fmt.Fprintf(&out, "against the no-op given the same size of request (paired: median of per-round ratios):\n")
+	for _, r := range rows {
+		t, base := rep.Targets[r.target], rep.Targets[r.baseline]
+		paired := pairedRatio(t, base)
+		verdict := "no floor"
+		switch {
+		case r.floor == 0:
+		case paired >= r.floor:
+			verdict = fmt.Sprintf("floor %.2f: meets", r.floor)
+		default:
+			verdict = fmt.Sprintf("floor %.2f: BELOW", r.floor)
 		}
-		fmt.Fprintf(&out, "  %s: paired %.3f, ratio %.3f, floor %.2f: %s\n", t.Name, t.PairedRatio, t.Ratio, f.floor, verdict)
+		fmt.Fprintf(&out, "  %-28s vs %-23s paired %.3f, medians %.3f  (%s)\n", t.Name, base.Name, paired, t.MedianThroughput/base.MedianThroughput, verdict)
+		b.ReportMetric(paired, r.metric)
 	}
 	fmt.Fprint(os.Stdout, out.String())
-
-	b.ReportMetric(rep.Targets[1].PairedRatio, "apikey/noop")
-	b.ReportMetric(rep.Targets[2].PairedRatio, "jwt/noop")
-	b.ReportMetric(rep.Targets[3].PairedRatio, "introspect/noop")
-	b.ReportMetric(rep.Targets[4].PairedRatio, "freshjwt/noop")
 
 	for _, t := range rep.Targets {
 		if n := t.Merged.ErrorCount(); n > 0 {
@@ -231,4 +266,28 @@ func BenchmarkAuthzSuite(b *testing.B) {
 	if verified < float64(freshCalls) {
 		b.Errorf("authz verified %.0f JWTs, fewer than the %d fresh ones sent", verified, freshCalls)
 	}
+}
+
+// pairedRatio is the median over rounds of t's throughput over base's in
+// the same round: each pair ran seconds apart, so the machine's drift
+// cancels within a pair.
+func pairedRatio(t, base loadgen.TargetReport) float64 {
+	n := min(len(t.Rounds), len(base.Rounds))
+	if n == 0 {
+		return 0
+	}
+	rs := make([]float64, 0, n)
+	for i := range n {
+		if base.Rounds[i].Throughput > 0 {
+			rs = append(rs, t.Rounds[i].Throughput/base.Rounds[i].Throughput)
+		}
+	}
+	if len(rs) == 0 {
+		return 0
+	}
+	slices.Sort(rs)
+	if len(rs)%2 == 1 {
+		return rs[len(rs)/2]
+	}
+	return (rs[len(rs)/2-1] + rs[len(rs)/2]) / 2
 }
