@@ -121,7 +121,7 @@ func strictProto(data []byte, m proto.Message) error {
 }
 
 // decodeDocument checks one document against its real type.
-func decodeDocument(file string, d Document) (decoded, error) {
+func decodeDocument(file string, d document) (decoded, error) {
 	var head struct {
 		APIVersion string `json:"apiVersion"`
 		Kind       string `json:"kind"`
@@ -260,7 +260,7 @@ func walk(t *testing.T) []decoded {
 		}
 		switch {
 		case appConfigs[p] != "":
-			if _, err := Documents(data); err != nil {
+			if _, err := documents(data); err != nil {
 				t.Errorf("%s: %v", p, err)
 			}
 			return nil
@@ -275,7 +275,7 @@ func walk(t *testing.T) []decoded {
 			}
 			return nil
 		}
-		docs, err := Documents(data)
+		docs, err := documents(data)
 		if err != nil {
 			t.Errorf("%s: %v", p, err)
 			return nil
@@ -318,7 +318,7 @@ func render(t *testing.T, dir string) []decoded {
 	if err != nil {
 		t.Fatalf("kustomize build %s: %v", dir, err)
 	}
-	docs, err := Documents(y)
+	docs, err := documents(y)
 	if err != nil {
 		t.Fatalf("kustomize build %s: %v", dir, err)
 	}
@@ -413,7 +413,7 @@ func TestStrictDecodingRefusesUnknownFields(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			docs, err := Documents([]byte(tt.yaml))
+			docs, err := documents([]byte(tt.yaml))
 			if err == nil {
 				_, err = decodeDocument(tt.file, docs[0])
 			}

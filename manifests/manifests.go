@@ -44,7 +44,7 @@ func RateLimits(fsys fs.FS, path string) ([]*routev3.RateLimit, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read rate limits: %w", err)
 	}
-	docs, err := Documents(data)
+	docs, err := documents(data)
 	if err != nil {
 		return nil, fmt.Errorf("read rate limits from %s: %w", path, err)
 	}
@@ -84,19 +84,19 @@ func RateLimits(fsys fs.FS, path string) ([]*routev3.RateLimit, error) {
 	return out, nil
 }
 
-// Document is one YAML document of a file, as JSON, with the line it
+// document is one YAML document of a file, as JSON, with the line it
 // starts on for error messages.
-type Document struct {
+type document struct {
 	Line int
 	JSON []byte
 }
 
-// Documents splits a YAML stream into its documents and converts each to
+// documents splits a YAML stream into its documents and converts each to
 // JSON, refusing duplicate keys (which YAML parsers otherwise resolve
 // silently, last one wins). Documents holding only comments are skipped.
-func Documents(data []byte) ([]Document, error) {
+func documents(data []byte) ([]document, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var out []Document
+	var out []document
 	for {
 		var n yaml.Node
 		err := dec.Decode(&n)
@@ -120,6 +120,6 @@ func Documents(data []byte) ([]Document, error) {
 		if bytes.Equal(j, []byte("null")) {
 			continue
 		}
-		out = append(out, Document{Line: n.Line, JSON: j})
+		out = append(out, document{Line: n.Line, JSON: j})
 	}
 }
