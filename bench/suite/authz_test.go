@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -211,6 +210,17 @@ func BenchmarkAuthzSuite(b *testing.B) {
 		{authzFresh, noopJWT, "freshjwt/noop", 0},
 	}
 
+	noopPID := pidOf(b, filepath.Join(bins, "noop"), noopAddr)
+	authzPID := pidOf(b, filepath.Join(bins, "authz"), authzAddr)
+	meters := make([]*cpuMeter, len(targets))
+	for i := range targets {
+		meters[i] = &cpuMeter{pid: authzPID}
+		if targets[i].Addr == noopAddr {
+			meters[i].pid = noopPID
+		}
+		targets[i].NewCaller = meters[i].wrap(targets[i].NewCaller)
+	}
+
 	before := metrics(b, authzHTTP)
 	idpBefore := idp.Counts(b)
 	b.ResetTimer()
@@ -236,7 +246,15 @@ func BenchmarkAuthzSuite(b *testing.B) {
 		freshCalls, mintTime.Round(time.Millisecond), verified)
 	fmt.Fprintf(&out, "  identity provider during the run, warm-up included: %d introspection calls (authz counted %.0f), %d JWKS fetches, %d discovery fetches\n",
 		idpAfter.Introspection-idpBefore.Introspection, introspected, idpAfter.JWKS-idpBefore.JWKS, idpAfter.Discovery-idpBefore.Discovery)
-	fmt.Fprintf(&out, "against the no-op given the same size of request (paired: median of per-round ratios):\n")
+	cpu := make([]time.Duration, len(targets))
+	for i, m := range meters {
+		if cpu[i], err = m.perCall(targets[i]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	fmt.Fprintf(&out, "against the no-op given the same size of request; throughput: paired (median of per-round ratios) and ratio of medians;\n"+
+		"CPU: the server process's CPU time per call, median of rounds (the no-op's: %.1fµs with the API key's request, %.1fµs with the JWT's):\n",
+		micros(cpu[noopKey]), micros(cpu[noopJWT]))
 	for _, r := range rows {
 		t, base := rep.Targets[r.target], rep.Targets[r.baseline]
 		paired := pairedRatio(t, base)
@@ -248,7 +266,9 @@ func BenchmarkAuthzSuite(b *testing.B) {
 		default:
 			verdict = fmt.Sprintf("floor %.2f: BELOW", r.floor)
 		}
-		fmt.Fprintf(&out, "  %-28s vs %-23s paired %.3f, medians %.3f  (%s)\n", t.Name, base.Name, paired, t.MedianThroughput/base.MedianThroughput, verdict)
+		fmt.Fprintf(&out, "  %-28s paired %.3f, medians %.3f (%s); CPU %6.1fµs a call, %+6.1fµs over the no-op, %.2fx\n",
+			t.Name, paired, t.MedianThroughput/base.MedianThroughput, verdict,
+			micros(cpu[r.target]), micros(cpu[r.target]-cpu[r.baseline]), float64(cpu[r.target])/float64(cpu[r.baseline]))
 		b.ReportMetric(paired, r.metric)
 	}
 	fmt.Fprint(os.Stdout, out.String())
@@ -268,26 +288,18 @@ func BenchmarkAuthzSuite(b *testing.B) {
 	}
 }
 
+func micros(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+
 // pairedRatio is the median over rounds of t's throughput over base's in
 // the same round: each pair ran seconds apart, so the machine's drift
 // cancels within a pair.
 func pairedRatio(t, base loadgen.TargetReport) float64 {
 	n := min(len(t.Rounds), len(base.Rounds))
-	if n == 0 {
-		return 0
-	}
 	rs := make([]float64, 0, n)
 	for i := range n {
 		if base.Rounds[i].Throughput > 0 {
 			rs = append(rs, t.Rounds[i].Throughput/base.Rounds[i].Throughput)
 		}
 	}
-	if len(rs) == 0 {
-		return 0
-	}
-	slices.Sort(rs)
-	if len(rs)%2 == 1 {
-		return rs[len(rs)/2]
-	}
-	return (rs[len(rs)/2-1] + rs[len(rs)/2]) / 2
+	return median(rs)
 }
