@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -38,7 +37,8 @@ type EmitterOptions struct {
 	// BatchSize is the most events handed to the sinks at once. Default 512.
 	BatchSize int
 	// FlushInterval is the longest an event waits for a batch to fill
-	// before it is exported anyway. Default 1s.
+	// before it is exported anyway: the queue is drained on this tick, and
+	// at once whenever a full batch is waiting. Default 1s.
 	FlushInterval time.Duration
 	// ExportTimeout bounds one batch's export to all sinks. Default 10s.
 	ExportTimeout time.Duration
@@ -55,13 +55,22 @@ type EmitterOptions struct {
 // request latency. One goroutine batches the queue to the sinks; Close
 // flushes what is queued, for a SIGTERM that loses nothing that was
 // accepted.
+//
+// The queue is a slice behind a mutex that the exporter swaps for an
+// empty one, rather than a channel: an event costs one short critical
+// section on the request path and nothing per event on the exporter's
+// side, where a channel costs a locked receive and a copy per event and a
+// wake-up of the exporter whenever it had caught up.
 type Emitter struct {
-	queue  chan Event
+	mu     sync.Mutex
+	queue  []Event       // under mu
+	closed bool          // under mu
+	spare  []Event       // the exporter's: the other buffer, swapped in by take
+	kick   chan struct{} // a full batch is waiting
 	sinks  []Sink
 	opts   EmitterOptions
 	log    *slog.Logger
 	m      *emitterMetrics
-	closed atomic.Bool
 
 	stop      chan struct{}
 	stopOnce  sync.Once
@@ -99,7 +108,9 @@ func NewEmitter(opts EmitterOptions) (*Emitter, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	e := &Emitter{
-		queue:     make(chan Event, opts.QueueSize),
+		queue:     make([]Event, 0, min(opts.QueueSize, opts.BatchSize)),
+		spare:     make([]Event, 0, min(opts.QueueSize, opts.BatchSize)),
+		kick:      make(chan struct{}, 1),
 		sinks:     opts.Sinks,
 		opts:      opts,
 		log:       log,
@@ -119,21 +130,30 @@ func NewEmitter(opts EmitterOptions) (*Emitter, error) {
 // Emit queues ev for export and reports whether it was accepted. It never
 // blocks: a full queue, or an Emitter being closed, drops the event and
 // counts it in portcullis_analytics_events_dropped_total.
-//
-// An Emit racing with Close may be accepted and still not exported; Close
-// belongs after the servers that emit have stopped.
 func (e *Emitter) Emit(ev Event) bool {
-	if e.closed.Load() {
+	e.mu.Lock()
+	switch {
+	case e.closed:
+		e.mu.Unlock()
 		e.m.droppedClosed.Inc()
 		return false
-	}
-	select {
-	case e.queue <- ev:
-		return true
-	default:
+	case len(e.queue) >= e.opts.QueueSize:
+		e.mu.Unlock()
 		e.m.droppedFull.Inc()
 		return false
 	}
+	e.queue = append(e.queue, ev)
+	full := len(e.queue) == e.opts.BatchSize
+	e.mu.Unlock()
+	// The exporter sleeps on the kick channel and the flush tick: only the
+	// event that completes a batch wakes it.
+	if full {
+		select {
+		case e.kick <- struct{}{}:
+		default:
+		}
+	}
+	return true
 }
 
 // Close stops accepting events, exports everything queued, then shuts the
@@ -142,7 +162,9 @@ func (e *Emitter) Emit(ev Event) bool {
 // than once; later calls wait for (and report) the same shutdown.
 func (e *Emitter) Close(ctx context.Context) error {
 	e.stopOnce.Do(func() {
-		e.closed.Store(true)
+		e.mu.Lock()
+		e.closed = true
+		e.mu.Unlock()
 		close(e.stop)
 	})
 	select {
@@ -154,36 +176,19 @@ func (e *Emitter) Close(ctx context.Context) error {
 	}
 }
 
-// run is the one goroutine that owns the batch and calls the sinks.
+// run is the one goroutine that calls the sinks. It waits for a kick (a
+// full batch queued) or the flush tick, then exports everything queued.
 func (e *Emitter) run() {
 	defer close(e.done)
 	defer e.cancel()
-	batch := make([]Event, 0, e.opts.BatchSize)
-	timer := time.NewTimer(e.opts.FlushInterval)
-	timer.Stop()
+	tick := time.NewTicker(e.opts.FlushInterval)
+	defer tick.Stop()
 	for {
 		select {
-		case ev := <-e.queue:
-			if len(batch) == 0 {
-				timer.Reset(e.opts.FlushInterval)
-			}
-			batch = append(batch, ev)
-			batch = e.fill(batch)
-			if len(batch) >= e.opts.BatchSize {
-				timer.Stop()
-				batch = e.export(batch)
-			}
-		case <-timer.C:
-			batch = e.export(batch)
+		case <-e.kick:
+		case <-tick.C:
 		case <-e.stop:
-			timer.Stop()
-			for {
-				batch = e.fill(batch)
-				if len(batch) == 0 {
-					break
-				}
-				batch = e.export(batch)
-			}
+			e.drain() // nothing is accepted once stop is closed
 			var errs []error
 			for _, s := range e.sinks {
 				if err := s.Shutdown(e.ctx); err != nil {
@@ -193,28 +198,35 @@ func (e *Emitter) run() {
 			e.closeErr = errors.Join(errs...)
 			return
 		}
+		e.drain()
 	}
 }
 
-// fill adds what is queued, without waiting, until the batch is full.
-func (e *Emitter) fill(batch []Event) []Event {
-	for len(batch) < e.opts.BatchSize {
-		select {
-		case ev := <-e.queue:
-			batch = append(batch, ev)
-		default:
-			return batch
+// drain exports what is queued, a batch at a time, until the queue is
+// empty: under steady load the exporter keeps going without waiting for a
+// kick.
+func (e *Emitter) drain() {
+	for {
+		e.mu.Lock()
+		events := e.queue
+		e.queue = e.spare
+		e.mu.Unlock()
+		if len(events) == 0 {
+			e.spare = events
+			return
 		}
+		for rest := events; len(rest) > 0; {
+			n := min(len(rest), e.opts.BatchSize)
+			e.export(rest[:n])
+			rest = rest[n:]
+		}
+		clear(events) // let the strings the events hold be collected
+		e.spare = events[:0]
 	}
-	return batch
 }
 
-// export hands the batch to every sink and returns it emptied, its events
-// cleared so the strings they hold can be collected.
-func (e *Emitter) export(batch []Event) []Event {
-	if len(batch) == 0 {
-		return batch
-	}
+// export hands one batch to every sink.
+func (e *Emitter) export(batch []Event) {
 	e.m.events.Add(float64(len(batch)))
 	ctx, cancel := context.WithTimeout(e.ctx, e.opts.ExportTimeout)
 	for i, s := range e.sinks {
@@ -239,8 +251,6 @@ func (e *Emitter) export(batch []Event) []Event {
 		}
 	}
 	cancel()
-	clear(batch)
-	return batch[:0]
 }
 
 type sinkMetrics struct {
@@ -271,9 +281,13 @@ func newEmitterMetrics(reg prometheus.Registerer, e *Emitter) (*emitterMetrics, 
 		Help:    "Time for one sink to export one batch.",
 		Buckets: []float64{.0001, .0005, .001, .005, .01, .05, .1, .5, 1, 5, 10}}, []string{"sink"})
 	queueLen := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "queue_length",
-		Help: "Events waiting for export."}, func() float64 { return float64(len(e.queue)) })
+		Help: "Events waiting for export."}, func() float64 {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		return float64(len(e.queue))
+	})
 	queueCap := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "queue_capacity",
-		Help: "Events the queue holds before Emit drops."}, func() float64 { return float64(cap(e.queue)) })
+		Help: "Events the queue holds before Emit drops."}, func() float64 { return float64(e.opts.QueueSize) })
 
 	m := &emitterMetrics{
 		events:        events,

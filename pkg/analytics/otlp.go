@@ -45,7 +45,10 @@ var _ Sink = (*OTLP)(nil)
 // default). Shutdown shuts exp down.
 func NewOTLP(name string, exp sdklog.Exporter, res *resource.Resource) *OTLP {
 	g := &gatherer{}
-	opts := []sdklog.LoggerProviderOption{sdklog.WithProcessor(g)}
+	// AppendAttributes writes each key once, so the SDK's duplicate check
+	// (an index map rebuilt for every attribute the logger copies, most of
+	// an export's time) is skipped.
+	opts := []sdklog.LoggerProviderOption{sdklog.WithProcessor(g), sdklog.WithAllowKeyDuplication()}
 	if res != nil {
 		opts = append(opts, sdklog.WithResource(res))
 	}

@@ -16,6 +16,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -46,6 +47,8 @@ type Record struct {
 // Collector is a running OTLP receiver.
 type Collector struct {
 	grpcAddr, httpAddr string
+	countOnly          bool
+	count              atomic.Int64
 
 	mu      sync.Mutex
 	records []Record
@@ -56,10 +59,24 @@ type Collector struct {
 // ends. It fails the test if the receiver cannot start.
 func Start(t testing.TB) *Collector {
 	t.Helper()
+	return start(t, false)
+}
+
+// StartCounting starts a receiver that only counts the records (Count),
+// for benchmarks: flattening records for Records costs more than the
+// exporters being measured.
+func StartCounting(t testing.TB) *Collector {
+	t.Helper()
+	return start(t, true)
+}
+
+func start(t testing.TB, countOnly bool) *Collector {
+	t.Helper()
 	c := &Collector{
-		grpcAddr: fmt.Sprintf("127.0.0.1:%d", freeport.Port(t)),
-		httpAddr: fmt.Sprintf("127.0.0.1:%d", freeport.Port(t)),
-		changed:  make(chan struct{}),
+		countOnly: countOnly,
+		grpcAddr:  fmt.Sprintf("127.0.0.1:%d", freeport.Port(t)),
+		httpAddr:  fmt.Sprintf("127.0.0.1:%d", freeport.Port(t)),
+		changed:   make(chan struct{}),
 	}
 	f := otlpreceiver.NewFactory()
 	cfg, ok := f.CreateDefaultConfig().(*otlpreceiver.Config)
@@ -125,7 +142,14 @@ func (c *Collector) WaitFor(t testing.TB, n int, timeout time.Duration) []Record
 	}
 }
 
+// Count is how many records arrived, in either mode.
+func (c *Collector) Count() int64 { return c.count.Load() }
+
 func (c *Collector) consume(_ context.Context, ld plog.Logs) error {
+	c.count.Add(int64(ld.LogRecordCount()))
+	if c.countOnly {
+		return nil
+	}
 	var got []Record
 	rls := ld.ResourceLogs()
 	for i := 0; i < rls.Len(); i++ {
