@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/portcullis-dev/portcullis/internal/config"
+	"github.com/portcullis-dev/portcullis/pkg/analytics"
 	"github.com/portcullis-dev/portcullis/pkg/authz"
 	"github.com/portcullis-dev/portcullis/pkg/extauthz"
 )
@@ -20,8 +21,15 @@ type Config struct {
 	// Catalog is a catalog file or directory; empty serves an empty
 	// catalog, in which every request is unmanaged.
 	Catalog string `yaml:"catalog" env:"PORTCULLIS_CATALOG"`
-	// Analytics is the decision-event sink; only "off" for now.
+	// Analytics is where usage events are exported besides the usage
+	// metrics, which are always on: off, jsonl:FILE, jsonl:- (stdout),
+	// otlp-grpc:HOST:PORT or otlp-http:URL.
 	Analytics string `yaml:"analytics" env:"PORTCULLIS_ANALYTICS"`
+	// AnalyticsDecisions makes authz emit one event per decision itself,
+	// for deployments that do not stream Envoy's access log to it. Off by
+	// default: with the access log wired as well, every request would be
+	// counted twice.
+	AnalyticsDecisions bool `yaml:"analyticsDecisions" env:"PORTCULLIS_ANALYTICS_DECISIONS"`
 
 	Authz Authz    `yaml:"authz"`
 	IdP   IdP      `yaml:"idp"`
@@ -30,10 +38,9 @@ type Config struct {
 
 // Validate checks what spans parts: the analytics sink.
 func (c Config) Validate() error {
-	if c.Analytics != "off" {
-		return fmt.Errorf("analytics: only %q is supported yet, got %q", "off", c.Analytics)
-	}
-	return nil
+	// ParseSink's errors name the flag and the value already.
+	_, err := analytics.ParseSink(c.Analytics)
+	return err
 }
 
 // Authz is how decisions are made.

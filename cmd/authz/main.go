@@ -2,7 +2,10 @@
 // keys, JWT and introspected OAuth tokens checked against the API catalog,
 // applications and subscriptions, answered over ext_authz gRPC (and its
 // HTTP mode for Envoy's HTTP protocol and nginx auth_request), with the
-// dynamic metadata the rate-limit service counts by.
+// dynamic metadata the rate-limit service counts by. On the same gRPC port
+// it takes Envoy's access-log stream and turns each finished request into
+// a usage event: Prometheus usage metrics always, and the -analytics sink
+// when one is set.
 package main
 
 import (
@@ -11,23 +14,39 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"time"
 
+	alsv3 "github.com/envoyproxy/go-control-plane/envoy/service/accesslog/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/portcullis-dev/portcullis/internal/config"
 	"github.com/portcullis-dev/portcullis/internal/daemon"
 	"github.com/portcullis-dev/portcullis/internal/server"
 	"github.com/portcullis-dev/portcullis/internal/watch"
+	"github.com/portcullis-dev/portcullis/pkg/accesslog"
+	"github.com/portcullis-dev/portcullis/pkg/analytics"
 	"github.com/portcullis-dev/portcullis/pkg/authz"
 	"github.com/portcullis-dev/portcullis/pkg/catalog"
 	"github.com/portcullis-dev/portcullis/pkg/extauthz"
 )
 
-func main() { daemon.Main("authz", run) }
+// emitterCloseTimeout bounds the final flush of queued events on shutdown;
+// a sink that cannot take them by then loses them rather than holding the
+// process past its termination grace.
+const emitterCloseTimeout = 10 * time.Second
 
-func run(ctx context.Context, args []string, lookup func(string) (string, bool), stderr io.Writer) error {
-	a, err := newApp(ctx, args, lookup, stderr)
+func main() {
+	daemon.Main("authz", func(ctx context.Context, args []string, lookup func(string) (string, bool), stderr io.Writer) error {
+		return run(ctx, args, lookup, os.Stdout, stderr)
+	})
+}
+
+// run takes stdout for -analytics jsonl:-, so that tests can read it.
+func run(ctx context.Context, args []string, lookup func(string) (string, bool), stdout, stderr io.Writer) error {
+	a, err := newApp(ctx, args, lookup, stdout, stderr)
 	if err != nil {
 		return err
 	}
@@ -45,10 +64,11 @@ type app struct {
 	applied    *catalog.Snapshot
 	authorizer *authz.Authorizer
 	verifiers  *verifiers
+	emitter    *analytics.Emitter
 	stopIdP    context.CancelFunc
 }
 
-func newApp(ctx context.Context, args []string, lookup func(string) (string, bool), stderr io.Writer) (_ *app, err error) {
+func newApp(ctx context.Context, args []string, lookup func(string) (string, bool), stdout, stderr io.Writer) (_ *app, err error) {
 	fs := flag.NewFlagSet("authz", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	d := defaults()
@@ -56,7 +76,8 @@ func newApp(ctx context.Context, args []string, lookup func(string) (string, boo
 	grpcAddr := fs.String("grpc-addr", d.Server.GRPCAddr, "gRPC listen `address` for Envoy's ext_authz")
 	httpAddr := fs.String("http-addr", d.Server.HTTPAddr, "HTTP listen `address`: ext_authz HTTP mode, /metrics, /healthz, /readyz")
 	catalogPath := fs.String("catalog", d.Catalog, "catalog file or directory `path`; empty serves an empty catalog")
-	analytics := fs.String("analytics", d.Analytics, "decision-event `sink`; only off for now")
+	sink := fs.String("analytics", d.Analytics, "usage-event `sink` besides the usage metrics: off, jsonl:FILE, jsonl:- (stdout), otlp-grpc:HOST:PORT or otlp-http:URL")
+	decisions := fs.Bool("analytics-decisions", d.AnalyticsDecisions, "emit an event per decision, where Envoy's access log is not streamed to authz (both count each request twice)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -77,7 +98,9 @@ func newApp(ctx context.Context, args []string, lookup func(string) (string, boo
 				case "catalog":
 					c.Catalog = *catalogPath
 				case "analytics":
-					c.Analytics = *analytics
+					c.Analytics = *sink
+				case "analytics-decisions":
+					c.AnalyticsDecisions = *decisions
 				}
 			})
 		},
@@ -142,8 +165,16 @@ func newApp(ctx context.Context, args []string, lookup func(string) (string, boo
 		a.log.Warn("no catalog configured: every request is unmanaged (-catalog PATH)")
 	}
 
+	if a.emitter, err = a.newEmitter(ctx, stdout, reg); err != nil {
+		return nil, err
+	}
+	var decider extauthz.Decider = a.authorizer
+	if a.cfg.AnalyticsDecisions {
+		decider = analytics.RecordDecisions(a.authorizer, a.emitter, analytics.DecisionOptions{TrustedHops: a.cfg.Authz.TrustedHops})
+	}
+
 	mode, _ := extauthz.ParseUnavailableMode(a.cfg.Authz.IdPUnavailable) // validated
-	svc, err := extauthz.New(a.authorizer, extauthz.Options{
+	svc, err := extauthz.New(decider, extauthz.Options{
 		Unavailable:          mode,
 		HTTPPrefix:           a.cfg.HTTP.Prefix,
 		HTTPClientAddrHeader: a.cfg.HTTP.ClientAddressHeader,
@@ -159,7 +190,64 @@ func newApp(ctx context.Context, args []string, lookup func(string) (string, boo
 	authv3.RegisterAuthorizationServer(a.srv.GRPC(), svc)
 	a.srv.HandleHTTP(a.cfg.HTTP.Prefix, svc)
 	a.srv.HandleHTTP(a.cfg.HTTP.Prefix+"/", svc)
+
+	alsOpts := accesslog.Options{
+		Sink:        a.emitter,
+		TrustedHops: a.cfg.Authz.TrustedHops,
+		Draining:    a.srv.Draining(),
+		Logger:      a.log,
+		Registerer:  reg,
+	}
+	if a.catalog != nil { // not a typed nil in the interface
+		alsOpts.Catalog = a.catalog
+	}
+	als, err := accesslog.New(alsOpts)
+	if err != nil {
+		return nil, err
+	}
+	alsv3.RegisterAccessLogServiceServer(a.srv.GRPC(), als)
 	return a, nil
+}
+
+// newEmitter starts the emitter every usage event goes through: to the
+// usage metrics always, and to the -analytics sink when one is set. Its
+// closer flushes the queue; closers run after the server has drained, so
+// the last requests' events are in it.
+func (a *app) newEmitter(ctx context.Context, stdout io.Writer, reg prometheus.Registerer) (*analytics.Emitter, error) {
+	usageOpts := analytics.UsageOptions{Registerer: reg}
+	if a.catalog != nil { // not a typed nil in the interface
+		usageOpts.Catalog = a.catalog
+	}
+	usage, err := analytics.NewUsage(usageOpts)
+	if err != nil {
+		return nil, err
+	}
+	sinks := []analytics.Sink{usage}
+	spec, _ := analytics.ParseSink(a.cfg.Analytics) // validated
+	if spec.Kind != analytics.SinkOff {
+		s, err := analytics.OpenSink(ctx, spec, analytics.SinkOptions{Stdout: stdout, ServiceName: "portcullis-authz"})
+		if err != nil {
+			return nil, err
+		}
+		sinks = append(sinks, s)
+	}
+	em, err := analytics.NewEmitter(analytics.EmitterOptions{Sinks: sinks, Logger: a.log, Registerer: reg})
+	if err != nil {
+		for _, s := range sinks {
+			_ = s.Shutdown(ctx) // the start failed already; that error is the one to report
+		}
+		return nil, err
+	}
+	a.base.OnClose(func() error {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), emitterCloseTimeout)
+		defer cancel()
+		if err := em.Close(ctx); err != nil {
+			return fmt.Errorf("flush analytics events: %w", err)
+		}
+		return nil
+	})
+	a.log.Info("analytics", slog.String("sink", spec.String()), slog.Bool("decision_events", a.cfg.AnalyticsDecisions))
+	return em, nil
 }
 
 // apply builds the verifiers for snap and puts both in force. On failure
@@ -203,6 +291,7 @@ func (a *app) serve(ctx context.Context) error {
 	}
 	a.srv.SetServing("", true)
 	a.srv.SetServing(authv3.Authorization_ServiceDesc.ServiceName, true)
+	a.srv.SetServing(alsv3.AccessLogService_ServiceDesc.ServiceName, true)
 	a.log.Info("authz serving", slog.String("grpc", a.srv.GRPCAddr()), slog.String("http", a.srv.HTTPAddr()),
 		slog.String("http_mode", a.cfg.HTTP.Prefix))
 	return g.Wait()

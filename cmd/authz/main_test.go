@@ -48,7 +48,9 @@ func (s *syncBuffer) String() string {
 type running struct {
 	app    *app
 	logs   *syncBuffer
+	stdout *syncBuffer
 	client authv3.AuthorizationClient
+	stop   func(t *testing.T) // cancels serve and waits for it; idempotent
 }
 
 func env(extra map[string]string) func(string) (string, bool) {
@@ -61,10 +63,10 @@ func env(extra map[string]string) func(string) (string, bool) {
 
 func start(t *testing.T, lookup func(string) (string, bool), args ...string) *running {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs, stdout := &syncBuffer{}, &syncBuffer{}
 	args = append([]string{"-grpc-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0"}, args...)
 	ctx, cancel := context.WithCancel(context.Background())
-	a, err := newApp(ctx, args, lookup, logs)
+	a, err := newApp(ctx, args, lookup, stdout, logs)
 	if err != nil {
 		cancel()
 		t.Fatalf("newApp: %v\nlogs:\n%s", err, logs)
@@ -75,17 +77,23 @@ func start(t *testing.T, lookup func(string) (string, bool), args ...string) *ru
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		conn.Close()
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("serve: %v", err)
+	var once sync.Once
+	stop := func(t *testing.T) {
+		once.Do(func() {
+			conn.Close()
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("serve: %v", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Errorf("serve did not return after cancel")
 			}
-		case <-time.After(10 * time.Second):
-			t.Errorf("serve did not return after cancel")
-		}
+		})
+	}
+	t.Cleanup(func() {
+		stop(t)
 		if t.Failed() {
 			t.Logf("authz logs:\n%s", logs)
 		}
@@ -95,7 +103,7 @@ func start(t *testing.T, lookup func(string) (string, bool), args ...string) *ru
 			Service: authv3.Authorization_ServiceDesc.ServiceName})
 		return err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING
 	})
-	return &running{app: a, logs: logs, client: authv3.NewAuthorizationClient(conn)}
+	return &running{app: a, logs: logs, stdout: stdout, client: authv3.NewAuthorizationClient(conn), stop: stop}
 }
 
 // waitFor polls cond until it holds or the deadline passes.
@@ -428,13 +436,14 @@ func TestBadConfigIsRefusedAtStart(t *testing.T) {
 		{"negative trusted hops", map[string]string{"PORTCULLIS_AUTHZ_TRUSTED_HOPS": "-1"}, nil, "trustedHops"},
 		{"a prefix on the metrics path", map[string]string{"PORTCULLIS_HTTP_PREFIX": "/metrics"}, nil, "prefix"},
 		{"a duplicate identity header", map[string]string{"PORTCULLIS_AUTHZ_HEADER_USER": "x-portcullis-application"}, nil, "identityHeaders"},
-		{"an analytics sink not built yet", nil, []string{"-analytics", "jsonl:-"}, "analytics"},
+		{"an unknown analytics sink", nil, []string{"-analytics", "bogus:x"}, `analytics sink "bogus:x": unknown kind "bogus"`},
+		{"an analytics file not given", map[string]string{"PORTCULLIS_ANALYTICS": "jsonl:"}, nil, "analytics sink"},
 		{"a catalog that does not exist", nil, []string{"-catalog", "/nonexistent/catalog"}, "catalog"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			args := append([]string{"-grpc-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0"}, tt.args...)
-			_, err := newApp(context.Background(), args, env(tt.env), io.Discard)
+			_, err := newApp(context.Background(), args, env(tt.env), io.Discard, io.Discard)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("newApp error = %v, want one mentioning %q", err, tt.want)
 			}
