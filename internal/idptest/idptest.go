@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -21,6 +20,8 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+
+	"github.com/portcullis-dev/portcullis/internal/childproc"
 )
 
 // readyTimeout bounds how long node may take to serve the discovery
@@ -117,10 +118,9 @@ type Provider struct {
 	tokenTTL time.Duration
 	http     *http.Client
 
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	exited chan struct{} // closed when cmd has been waited for
-	base   Counts        // counts served by processes that have exited
+	mu   sync.Mutex
+	proc *childproc.Process // the current run; nil before the first
+	base Counts             // counts served by processes that have exited
 }
 
 // Start runs test/idp/server.js under node on a free loopback port and
@@ -446,26 +446,18 @@ func (p *Provider) keepCounts() {
 func (p *Provider) running() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.cmd == nil {
-		return false
-	}
-	select {
-	case <-p.exited:
-		return false
-	default:
-		return true
-	}
+	return p.proc.Running()
 }
 
 func (p *Provider) signal(sig syscall.Signal) {
 	p.tb.Helper()
 	p.mu.Lock()
-	cmd := p.cmd
+	proc := p.proc
 	p.mu.Unlock()
-	if cmd == nil {
+	if proc == nil {
 		p.tb.Fatalf("idptest: signal %v: provider on port %d was never started", sig, p.port)
 	}
-	if err := cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
+	if err := proc.Signal(sig); err != nil {
 		p.tb.Fatalf("idptest: signal %v to the provider on port %d: %v", sig, p.port, err)
 	}
 }
@@ -473,24 +465,9 @@ func (p *Provider) signal(sig syscall.Signal) {
 // signalAndWait reports whether the process exited within d.
 func (p *Provider) signalAndWait(sig syscall.Signal, d time.Duration) bool {
 	p.mu.Lock()
-	cmd, exited := p.cmd, p.exited
+	proc := p.proc
 	p.mu.Unlock()
-	if cmd == nil {
-		return true
-	}
-	_ = cmd.Process.Signal(sig)
-	if sig != syscall.SIGKILL {
-		// A paused process would not act on SIGTERM.
-		_ = cmd.Process.Signal(syscall.SIGCONT)
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-exited:
-		return true
-	case <-t.C:
-		return false
-	}
+	return proc.SignalAndWait(sig, d)
 }
 
 func (p *Provider) cleanup() {
@@ -519,17 +496,13 @@ func (p *Provider) launch() error {
 	instance := strconv.FormatInt(time.Now().UnixNano(), 36) + "-" + strconv.Itoa(os.Getpid())
 	cmd.Env = append(os.Environ(), "NODE_ENV=test", "IDPTEST_INSTANCE="+instance)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = sysProcAttr()
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("exec %s: %w", p.node, err)
+	proc, err := childproc.Start(cmd)
+	if err != nil {
+		return err
 	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
+	exited := proc.Exited()
 	p.mu.Lock()
-	p.cmd, p.exited = cmd, exited
+	p.proc = proc
 	p.mu.Unlock()
 
 	deadline := time.NewTimer(readyTimeout)
@@ -545,8 +518,7 @@ func (p *Provider) launch() error {
 		case <-exited:
 			return fmt.Errorf("node exited before serving discovery on port %d; log:\n%s", p.port, p.logTail())
 		case <-deadline.C:
-			_ = cmd.Process.Kill()
-			<-exited
+			proc.SignalAndWait(syscall.SIGKILL, readyTimeout)
 			return fmt.Errorf("the provider on port %d did not serve discovery within %s (last: %v); log:\n%s", p.port, readyTimeout, last, p.logTail())
 		case <-tick.C:
 		}

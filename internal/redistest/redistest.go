@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/portcullis-dev/portcullis/internal/childproc"
 )
 
 // readyTimeout bounds how long a server may take to answer PING after it is
@@ -32,9 +34,8 @@ type Server struct {
 	leading []string // before the fixed arguments: a config file and --sentinel
 	args    []string // after them: cluster settings
 
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	exited chan struct{} // closed when cmd has been waited for
+	mu   sync.Mutex
+	proc *childproc.Process // the current run; nil before the first
 }
 
 // Start runs a standalone redis-server on a free loopback port and returns
@@ -152,26 +153,18 @@ func (s *Server) Restart() {
 func (s *Server) running() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cmd == nil {
-		return false
-	}
-	select {
-	case <-s.exited:
-		return false
-	default:
-		return true
-	}
+	return s.proc.Running()
 }
 
 func (s *Server) signal(sig syscall.Signal) {
 	s.tb.Helper()
 	s.mu.Lock()
-	cmd := s.cmd
+	proc := s.proc
 	s.mu.Unlock()
-	if cmd == nil {
+	if proc == nil {
 		s.tb.Fatalf("redistest: signal %v: server on port %d was never started", sig, s.port)
 	}
-	if err := cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
+	if err := proc.Signal(sig); err != nil {
 		s.tb.Fatalf("redistest: signal %v to redis-server on port %d: %v", sig, s.port, err)
 	}
 }
@@ -179,22 +172,9 @@ func (s *Server) signal(sig syscall.Signal) {
 // signalAndWait reports whether the process exited within d.
 func (s *Server) signalAndWait(sig syscall.Signal, d time.Duration) bool {
 	s.mu.Lock()
-	cmd, exited := s.cmd, s.exited
+	proc := s.proc
 	s.mu.Unlock()
-	if cmd == nil {
-		return true
-	}
-	_ = cmd.Process.Signal(sig)
-	if sig != syscall.SIGKILL {
-		// A paused process would not act on SIGTERM.
-		_ = cmd.Process.Signal(syscall.SIGCONT)
-	}
-	select {
-	case <-exited:
-		return true
-	case <-time.After(d):
-		return false
-	}
+	return proc.SignalAndWait(sig, d)
 }
 
 func (s *Server) cleanup() {
@@ -217,17 +197,13 @@ func (s *Server) launch(bin string) error {
 	)
 	args = append(args, s.args...)
 	cmd := exec.Command(bin, args...)
-	cmd.SysProcAttr = sysProcAttr()
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("exec %s: %w", bin, err)
+	proc, err := childproc.Start(cmd)
+	if err != nil {
+		return err
 	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
+	exited := proc.Exited()
 	s.mu.Lock()
-	s.cmd, s.exited = cmd, exited
+	s.proc = proc
 	s.mu.Unlock()
 
 	deadline := time.Now().Add(readyTimeout)
@@ -244,8 +220,7 @@ func (s *Server) launch(bin string) error {
 		case <-tick.C:
 		}
 		if time.Now().After(deadline) {
-			_ = cmd.Process.Kill()
-			<-exited
+			proc.SignalAndWait(syscall.SIGKILL, readyTimeout)
 			return fmt.Errorf("redis-server on port %d did not answer PING within %s (last: %q, %v); log:\n%s",
 				s.port, readyTimeout, reply, err, s.logTail())
 		}
