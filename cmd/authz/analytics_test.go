@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/portcullis-dev/portcullis/internal/poll"
 	"github.com/portcullis-dev/portcullis/pkg/accesslog"
 )
 
@@ -60,7 +61,7 @@ func accessLogEntry() *alsdata.HTTPAccessLogEntry {
 func waitForLine(t *testing.T, what string, read func() string, parts ...string) string {
 	t.Helper()
 	var found string
-	waitFor(t, 10*time.Second, what, func() bool {
+	poll.Until(t, 10*time.Second, what, func() bool {
 		for line := range strings.Lines(read()) {
 			ok := true
 			for _, p := range parts {

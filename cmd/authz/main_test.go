@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/portcullis-dev/portcullis/internal/idptest"
+	"github.com/portcullis-dev/portcullis/internal/poll"
 	"github.com/portcullis-dev/portcullis/pkg/apikey"
 )
 
@@ -98,24 +99,12 @@ func start(t *testing.T, lookup func(string) (string, bool), args ...string) *ru
 			t.Logf("authz logs:\n%s", logs)
 		}
 	})
-	waitFor(t, 5*time.Second, "health SERVING", func() bool {
+	poll.Until(t, 5*time.Second, "health SERVING", func() bool {
 		resp, err := healthpb.NewHealthClient(conn).Check(context.Background(), &healthpb.HealthCheckRequest{
 			Service: authv3.Authorization_ServiceDesc.ServiceName})
 		return err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING
 	})
 	return &running{app: a, logs: logs, stdout: stdout, client: authv3.NewAuthorizationClient(conn), stop: stop}
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // checkReq builds a CheckRequest as Envoy sends it for a request to the
@@ -338,18 +327,18 @@ func TestEndToEndWithARealIdentityProvider(t *testing.T) {
 			t.Fatal(err)
 		}
 		// maxTTL is 1s: the cached answer may serve that long, no longer.
-		waitFor(t, 10*time.Second, "the revoked token to be refused", func() bool {
+		poll.Until(t, 10*time.Second, "the revoked token to be refused", func() bool {
 			return e.check(t, checkReq("GET", "/petstore/v1/pets", bearer(tok))).GetDeniedResponse().GetStatus().GetCode() == typev3.StatusCode_Unauthorized
 		})
 	})
 	t.Run("a catalog change applies without a restart", func(t *testing.T) {
 		writeCatalog(t, e.dir, e.idp.Issuer(), e.idp.IntrospectionURL(), e.secret, "BLOCKED")
-		waitFor(t, 10*time.Second, "the blocked subscription to apply", func() bool {
+		poll.Until(t, 10*time.Second, "the blocked subscription to apply", func() bool {
 			dr := e.check(t, checkReq("GET", "/petstore/v1/pets", "x-api-key: "+testKey)).GetDeniedResponse()
 			return dr != nil && strings.Contains(dr.GetBody(), "subscription_blocked")
 		})
 		writeCatalog(t, e.dir, e.idp.Issuer(), e.idp.IntrospectionURL(), e.secret, "ACTIVE")
-		waitFor(t, 10*time.Second, "the active subscription to apply", func() bool {
+		poll.Until(t, 10*time.Second, "the active subscription to apply", func() bool {
 			return e.check(t, checkReq("GET", "/petstore/v1/pets", "x-api-key: "+testKey)).GetOkResponse() != nil
 		})
 	})
@@ -378,7 +367,7 @@ func TestEndToEndWithARealIdentityProvider(t *testing.T) {
 		tok := e.token(t, idptest.ClientRS256, read)
 		// An unknown kid refetches the keys at most once per cooldown
 		// (10s), so the new key is accepted within 15s of its first use.
-		waitFor(t, 15*time.Second, "the token with the new kid to verify", func() bool {
+		poll.Until(t, 15*time.Second, "the token with the new kid to verify", func() bool {
 			return e.check(t, checkReq("GET", "/petstore/v1/pets", bearer(tok))).GetOkResponse() != nil
 		})
 		if fetched := e.idp.Counts(t).JWKS - before; fetched < 1 || fetched > 3 {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/portcullis-dev/portcullis/internal/freeport"
+	"github.com/portcullis-dev/portcullis/internal/poll"
 	"github.com/portcullis-dev/portcullis/pkg/apikey"
 )
 
@@ -193,7 +194,7 @@ func startNginx(t *testing.T, conf string, port int) {
 			t.Logf("nginx output:\n%s\nnginx error.log:\n%s", out, log)
 		}
 	})
-	waitFor(t, 10*time.Second, "nginx to listen", func() bool {
+	poll.Until(t, 10*time.Second, "nginx to listen", func() bool {
 		select {
 		case <-exited:
 			log, _ := os.ReadFile(filepath.Join(dir, "error.log"))

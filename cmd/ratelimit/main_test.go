@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/portcullis-dev/portcullis/internal/poll"
 	"github.com/portcullis-dev/portcullis/internal/redistest"
 )
 
@@ -101,24 +102,12 @@ func start(t *testing.T, lookup func(string) (string, bool), args ...string) *ru
 		}
 	})
 	r := &running{app: a, logs: logs, client: rlsv3.NewRateLimitServiceClient(conn), conn: conn}
-	waitFor(t, 5*time.Second, "health SERVING", func() bool {
+	poll.Until(t, 5*time.Second, "health SERVING", func() bool {
 		resp, err := healthpb.NewHealthClient(conn).Check(context.Background(), &healthpb.HealthCheckRequest{
 			Service: rlsv3.RateLimitService_ServiceDesc.ServiceName})
 		return err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING
 	})
 	return r
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func (r *running) ask(t *testing.T, domain string, kv ...string) rlsv3.RateLimitResponse_Code {
@@ -206,7 +195,7 @@ func TestAReloadThatFailsKeepsTheRulesInForce(t *testing.T) {
 	rules, cat := fixtureDirs(t, 1000)
 	r := start(t, env(nil), "-rules", rules, "-catalog", cat)
 	writeFile(t, filepath.Join(rules, "edge.yaml"), edgeRules+"    bogus: true\n")
-	waitFor(t, 10*time.Second, "the failed reload to be logged", func() bool {
+	poll.Until(t, 10*time.Second, "the failed reload to be logged", func() bool {
 		return strings.Contains(r.logs.String(), "rules reload failed")
 	})
 	if !strings.Contains(r.logs.String(), "edge.yaml:5") {
@@ -220,7 +209,7 @@ func TestAReloadThatFailsKeepsTheRulesInForce(t *testing.T) {
 	}
 	// A broken catalog keeps the old policies too; a good one replaces them.
 	writeFile(t, filepath.Join(cat, "policies.yaml"), "kind: Policy\nnonsense: [\n")
-	waitFor(t, 10*time.Second, "the failed catalog reload", func() bool {
+	poll.Until(t, 10*time.Second, "the failed catalog reload", func() bool {
 		return strings.Contains(r.logs.String(), "catalog load failed")
 	})
 	if !strings.Contains(r.logs.String(), "policies.yaml") {
@@ -230,7 +219,7 @@ func TestAReloadThatFailsKeepsTheRulesInForce(t *testing.T) {
 		t.Fatalf("policy after failed catalog reload: %v", c)
 	}
 	writeFile(t, filepath.Join(cat, "policies.yaml"), fmt.Sprintf(goldPolicy, 1))
-	waitFor(t, 10*time.Second, "the new policy limit", func() bool {
+	poll.Until(t, 10*time.Second, "the new policy limit", func() bool {
 		return r.ask(t, "portcullis", subscription("fresh:b:v1")...) == rlsv3.RateLimitResponse_OVER_LIMIT
 	})
 }
@@ -347,7 +336,7 @@ func TestRedisKilledMidLoadAnswersInModeAndRecovers(t *testing.T) {
 			rdb.Restart()
 			back := time.Now()
 			fresh := "after-" + mode + ":api:v1"
-			waitFor(t, 2*time.Second, "limiting to resume", func() bool {
+			poll.Until(t, 2*time.Second, "limiting to resume", func() bool {
 				resp, err := r.client.ShouldRateLimit(context.Background(), request("portcullis", subscription(fresh)...))
 				return err == nil && resp.GetOverallCode() == rlsv3.RateLimitResponse_OK && resp.GetDynamicMetadata() == nil
 			})

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/portcullis-dev/portcullis/internal/poll"
 	"github.com/portcullis-dev/portcullis/internal/redistest"
 	"github.com/portcullis-dev/portcullis/pkg/quota"
 	"github.com/portcullis-dev/portcullis/pkg/quota/quotatest"
@@ -252,7 +253,7 @@ func testDeadNode(t *testing.T, cl *redistest.Cluster) {
 	// The restarted node has no data and no script.
 	deadNode.Restart()
 	cl.WaitOK(t)
-	waitFor(t, 10*time.Second, "requests to succeed after the node restarts", func() bool {
+	poll.Until(t, 10*time.Second, "requests to succeed after the node restarts", func() bool {
 		tctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 		defer cancel()
 		_, err := s.Apply(tctx, base, req)

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/portcullis-dev/portcullis/internal/poll"
 	"github.com/portcullis-dev/portcullis/internal/redistest"
 	"github.com/portcullis-dev/portcullis/pkg/quota"
 )
@@ -111,20 +112,6 @@ func liveHeap() uint64 {
 	return m.HeapAlloc
 }
 
-// waitFor polls cond until it holds or d passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		<-tick.C
-	}
-}
-
 func TestKilledRedisFailsWithinDeadlineAndRecovers(t *testing.T) {
 	srv := redistest.Start(t)
 	reg := prometheus.NewRegistry()
@@ -136,19 +123,19 @@ func TestKilledRedisFailsWithinDeadlineAndRecovers(t *testing.T) {
 
 	l := startLoad(s, 16)
 	defer l.finish(t)
-	waitFor(t, 5*time.Second, "requests to succeed before the kill", func() bool { return l.ok.Load() > 200 })
+	poll.Until(t, 5*time.Second, "requests to succeed before the kill", func() bool { return l.ok.Load() > 200 })
 	goroutinesUp := runtime.NumGoroutine()
 
 	srv.Kill()
 	killedAt := time.Now()
 	failed := l.unavailable.Load()
-	waitFor(t, 5*time.Second, "requests to fail while Redis is down", func() bool { return l.unavailable.Load() > failed+500 })
+	poll.Until(t, 5*time.Second, "requests to fail while Redis is down", func() bool { return l.unavailable.Load() > failed+500 })
 	// Sample goroutines through a stretch of the outage: no per-request
 	// goroutine may pile up behind the dead server.
 	maxGoroutines := 0
 	heapBefore := liveHeap()
 	failed = l.unavailable.Load()
-	waitFor(t, 5*time.Second, "more failures while Redis is down", func() bool {
+	poll.Until(t, 5*time.Second, "more failures while Redis is down", func() bool {
 		maxGoroutines = max(maxGoroutines, runtime.NumGoroutine())
 		return l.unavailable.Load() > failed+1000
 	})
@@ -158,7 +145,7 @@ func TestKilledRedisFailsWithinDeadlineAndRecovers(t *testing.T) {
 	srv.Restart()
 	restartedAt := time.Now()
 	probe := quota.Limit{Requests: 3, Period: time.Hour}
-	waitFor(t, 2*time.Second, "a request to succeed after the restart", func() bool {
+	poll.Until(t, 2*time.Second, "a request to succeed after the restart", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), callDeadline)
 		defer cancel()
 		_, err := s.Apply(ctx, time.Now(), []quota.Check{{Key: "probe", Limit: probe, Hits: 0, Enforce: true}})
@@ -241,7 +228,7 @@ func TestUnresponsiveRedisHitsDeadlinesThenFillsQueue(t *testing.T) {
 	}
 
 	srv.Resume()
-	waitFor(t, 5*time.Second, "a request to succeed after the resume", func() bool {
+	poll.Until(t, 5*time.Second, "a request to succeed after the resume", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 		defer cancel()
 		_, err := s.Apply(ctx, time.Now(), req)
